@@ -1,0 +1,3 @@
+from cnnbench.cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""The `cnnbench` command line. Each command parses, calls one library function, renders.
+
+User errors (`CnnbenchError`) are turned into one message on stderr and exit code 2, here, in
+`CnnbenchGroup.invoke` — nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from cnnbench.errors import CnnbenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_USER_ERROR
+
+    def show(self, file=None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True)
+
+
+class CnnbenchGroup(TyperGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CnnbenchError as exc:
+            raise UserError(str(exc).replace("[", r"\[")) from None
+
+
+app = typer.Typer(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False, add_completion=False,
+                  help="Benchmark image classifiers and their optimizers from YAML suites.")
+
+SuiteArg = Annotated[Path, typer.Argument(help="suite YAML file")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="override a suite key, e.g. --set train.epochs=1 (repeatable)")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (overrides the suite)")]
+OutOpt = Annotated[Path | None, typer.Option(help="results folder (default results/<suite name>)")]
+
+
+def _load(suite_file: Path, overrides: list[str] | None, device: str | None):
+    from cnnbench.suite import load_suite
+
+    overrides = list(overrides or [])
+    if device is not None:
+        overrides.append(f"device={device}")
+    return load_suite(suite_file, overrides)
+
+
+def _plan_table(specs, done: dict[str, str]) -> Table:
+    table = Table(title=f"{len(specs)} run(s)")
+    for column in ("#", "run_id", "model", "optimizer", "lr", "batch", "seed", "state"):
+        table.add_column(column, justify="right" if column in ("#", "lr", "seed") else "left")
+    for i, spec in enumerate(specs, 1):
+        table.add_row(str(i), spec.run_id, spec.model, spec.optimizer, f"{spec.lr:.3g}",
+                      str(spec.batch_size), str(spec.seed), done.get(spec.run_id, "pending"))
+    return table
+
+
+def _done(out: Path) -> dict[str, str]:
+    from cnnbench.store import ResultStore
+
+    store = ResultStore(out)
+    return store.finished_ids() if store.runs_dir.is_dir() else {}
+
+
+@app.command()
+def run(
+    suite_file: SuiteArg,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    device: DeviceOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the runs; train nothing")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="run again runs already finished")] = False,
+    data_dir: Annotated[str | None, typer.Option(help="where datasets live")] = None,
+) -> None:
+    """Train every run of a suite (skipping finished ones) and report the best learning rates."""
+    from cnnbench.executors import run_suite
+    from cnnbench.progress import make_reporter
+    from cnnbench.report import render_report
+    from cnnbench.store import load_results
+    from cnnbench.suite import expand
+
+    suite = _load(suite_file, set_, device)
+    out = out or Path("results") / suite.name
+    specs = expand(suite)
+    if dry_run:
+        console.print(_plan_table(specs, {} if rerun else _done(out)))
+        return
+    outcome = run_suite(suite, out, rerun=rerun, data_dir=data_dir, specs=specs,
+                        reporter=make_reporter(err_console))
+    runs, _ = load_results(outcome.out)
+    render_report(runs[runs["run_id"].isin({s.run_id for s in specs})], console)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
+    err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "
+                      f"{outcome.skipped} skipped)")
+    if set(outcome.statuses) - {"ok", "diverged"}:
+        raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@app.command()
+def plan(suite_file: SuiteArg, set_: SetOpt = None, out: OutOpt = None,
+         device: DeviceOpt = None) -> None:
+    """Show the expanded runs of a suite and their count, without training."""
+    from cnnbench.suite import expand
+
+    suite = _load(suite_file, set_, device)
+    console.print(_plan_table(expand(suite), _done(out or Path("results") / suite.name)))
+
+
+@app.command()
+def validate(suite_files: Annotated[list[Path], typer.Argument(help="suite YAML files")]) -> None:
+    """Check suite files: exit 0 when all are valid, 2 with a message naming file, line, key."""
+    from cnnbench.suite import expand
+
+    for path in suite_files:
+        count = len(expand(_load(path, None, None)))
+        console.print(f"[green]ok[/] {path}: {count} run(s)")
+
+
+@app.command("list")
+def list_(what: Annotated[str, typer.Argument(help="models | optimizers | datasets")]) -> None:
+    """List the registered models, optimizers or datasets, with their key facts."""
+    from cnnbench import listing
+
+    tables = {"models": listing.models_table, "optimizers": listing.optimizers_table,
+              "datasets": listing.datasets_table}
+    if what not in tables:
+        raise CnnbenchError(f"cannot list {what!r}; choose one of: {', '.join(tables)}")
+    console.print(tables[what]())
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="a results folder")],
+    metric: Annotated[str, typer.Option(help="metric that picks the best lr")] = "val_acc",
+) -> None:
+    """Best learning rate per model and optimizer, with test accuracy and time per epoch."""
+    from cnnbench.report import render_report
+    from cnnbench.store import load_results
+
+    runs, _ = load_results(results_dir)
+    if not runs.empty and metric not in runs:
+        raise CnnbenchError(f"unknown metric {metric!r}; try val_acc, val_loss, test_acc")
+    render_report(runs, console, metric)
+
+
+@app.command()
+def schema() -> None:
+    """Print the suite format's JSON Schema (for editor completion and checks)."""
+    from cnnbench.suite import Suite
+
+    schema = Suite.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cnnbench suite"
+    sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

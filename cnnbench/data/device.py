@@ -1,0 +1,84 @@
+"""The run's data as tensors on its device: uint8 images, normalised batch by batch.
+
+Batches are index slices of one tensor and shuffling is a seeded `randperm` on the device: no
+DataLoader, no worker processes, no host-to-device copy per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnnbench.data.registry import ArrayDataset
+from cnnbench.data.split import stratified_take
+from cnnbench.errors import CnnbenchError
+
+SPLIT_SEED = 0  # the validation split and subsets are fixed across runs and seeds
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # uint8 (N, C, H, W) on the device
+    y: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+class DeviceData:
+    """Train / val / test splits on one device, with the train set's per-channel mean and std."""
+
+    def __init__(self, data: ArrayDataset, device: torch.device, *, val_size: int | None = None,
+                 val_fraction: float | None = None, subset: int | None = None) -> None:
+        self.name, self.classes, self.device = data.name, data.classes, device
+        x, y = data.x_train, data.y_train
+        if val_size is None:
+            val_size = int(round(len(y) * (0.1 if val_fraction is None else val_fraction)))
+        if val_size >= len(y):
+            raise CnnbenchError(f"dataset {data.name}: val_size {val_size} leaves no training data "
+                                f"(it has {len(y)} training images)")
+        val_idx, train_idx = stratified_take(y, val_size, SPLIT_SEED)
+        if subset is not None and subset < len(train_idx):
+            keep, _ = stratified_take(y[train_idx], subset, SPLIT_SEED)
+            train_idx = train_idx[keep]
+        mean = x[train_idx].reshape(len(train_idx), x.shape[1], -1).mean(axis=(0, 2)) / 255
+        std = x[train_idx].reshape(len(train_idx), x.shape[1], -1).std(axis=(0, 2)) / 255
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(np.maximum(std, 1e-6), dtype=torch.float32,
+                                device=device).view(1, -1, 1, 1)
+        self.train = self._split(x[train_idx], y[train_idx])
+        self.val = self._split(x[val_idx], y[val_idx]) if len(val_idx) else None
+        self.test = self._split(data.x_test, data.y_test)
+
+    def _split(self, x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(torch.from_numpy(np.ascontiguousarray(x)).to(self.device),
+                     torch.from_numpy(np.ascontiguousarray(y)).to(self.device))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float().div_(255) - self.mean) / self.std
+
+    def train_batches(self, batch_size: int, generator: torch.Generator
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled batches (the last one may be smaller)."""
+        n = len(self.train)
+        order = torch.randperm(n, generator=generator, device=generator.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield self.normalize(self.train.x[idx]), self.train.y[idx]
+
+    def eval_batches(self, split: Split, batch_size: int
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(split), batch_size):
+            yield (self.normalize(split.x[start:start + batch_size]),
+                   split.y[start:start + batch_size])

@@ -1,0 +1,231 @@
+"""Train one RunSpec: seeded model and data order, fused softmax cross-entropy, evaluation on
+val and test after every epoch, a divergence guard, and a history row per evaluation."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cnnbench.data import DeviceData
+from cnnbench.data.device import Split
+from cnnbench.models import count_parameters, create_model
+from cnnbench.optim import create_optimizer
+from cnnbench.schedules import create_schedule
+from cnnbench.suite import RunSpec
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: one summary row and its history rows."""
+
+    summary: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Diverged(Exception):
+    """The loss went non-finite or far above its start."""
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Softmax + cross-entropy in its fused, numerically stable (log-sum-exp) form."""
+    return F.cross_entropy(logits, targets, reduction=reduction)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, split: Split | None,
+             batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy (a fraction) over a split; NaN for an absent split."""
+    if split is None or len(split) == 0:
+        return math.nan, math.nan
+    model.eval()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
+    for x, y in data.eval_batches(split, batch_size):
+        logits = model(x)
+        loss_sum += loss_fn(logits, y, "sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = len(split)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reached(target: dict | None, row: dict) -> bool:
+    if not target:
+        return False
+    value = row.get(target["metric"], math.nan)
+    return value <= target["value"] if target["metric"].endswith("loss") else value >= target["value"]
+
+
+class _Trainer:
+    """The state of one run while it trains; `run()` returns the history rows."""
+
+    def __init__(self, spec: RunSpec, data: DeviceData) -> None:
+        self.spec, self.data, self.device = spec, data, data.device
+        channels, size, _ = data.shape
+        torch.manual_seed(spec.seed)  # weights and dropout
+        self.model = create_model(spec.model, in_channels=channels, num_classes=data.num_classes,
+                                  image_size=size, **spec.model_kwargs).to(self.device)
+        self.optimizer = create_optimizer(spec.optimizer_name, self.model.parameters(),
+                                          **spec.hparams)
+        n = len(data.train)
+        self.full_batch = spec.batch_size == "full"
+        self.batch_size = n if self.full_batch else min(int(spec.batch_size), n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.scheduler = create_schedule(spec.train["schedule"], self.optimizer,
+                                         epochs=spec.train["epochs"],
+                                         steps_per_epoch=self.steps_per_epoch)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(spec.seed)
+        # reading the loss forces a device sync: every step on CPU (free), every 25 on CUDA
+        self.check_every = 1 if self.device.type == "cpu" else 25
+        self.start_loss: float | None = None
+        self.steps = self.samples = 0
+        self.train_s = self.eval_s = 0.0
+        self.time_to_target_s: float | None = None
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the summed loss and the correct count, on the device."""
+        out: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.full_batch:
+                return self._full_batch_gradient(x, y, out)
+            logits = self.model(x)
+            loss = loss_fn(logits, y)
+            loss.backward()
+            out["loss_sum"] = loss.detach() * len(y)
+            out["correct"] = (logits.detach().argmax(1) == y).sum()
+            return loss
+
+        self.optimizer.step(closure)
+        self.scheduler.step()
+        return out["loss_sum"], out["correct"]
+
+    def _full_batch_gradient(self, x: torch.Tensor, y: torch.Tensor,
+                             out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """∇L = 1/n Σ ∇loss_i, accumulated over chunks that fit in memory."""
+        n, chunk = len(y), self.spec.train["eval_batch_size"]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for start in range(0, n, chunk):
+            logits = self.model(x[start:start + chunk])
+            part = loss_fn(logits, y[start:start + chunk], "sum")
+            (part / n).backward()
+            loss_sum += part.detach()
+            correct += (logits.detach().argmax(1) == y[start:start + chunk]).sum()
+        out["loss_sum"], out["correct"] = loss_sum, correct
+        return loss_sum / n
+
+    def guard(self, loss_sum: torch.Tensor, batch: int) -> None:
+        if self.steps % self.check_every:
+            return
+        loss = loss_sum.item() / batch
+        if self.start_loss is None:
+            self.start_loss = loss
+        if not math.isfinite(loss):
+            raise Diverged(f"loss became {loss} at step {self.steps}")
+        if loss > self.spec.train["divergence_factor"] * self.start_loss:
+            raise Diverged(f"loss {loss:.4g} at step {self.steps} exceeds "
+                           f"{self.spec.train['divergence_factor']:g}× its start "
+                           f"{self.start_loss:.4g}")
+
+    def train_epoch(self) -> tuple[float, float]:
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        start = time.perf_counter()
+        if self.full_batch:
+            batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y)])
+        else:
+            batches = self.data.train_batches(self.batch_size, self.generator)
+        for x, y in batches:
+            step_loss, step_correct = self.step(x, y)
+            self.steps += 1
+            self.samples += len(y)
+            self.guard(step_loss, len(y))
+            loss_sum += step_loss
+            correct += step_correct
+        _synchronize(self.device)
+        self.train_s += time.perf_counter() - start
+        n = len(self.data.train)
+        return loss_sum.item() / n, correct.item() / n
+
+    def evaluate_row(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
+        start = time.perf_counter()
+        batch = self.spec.train["eval_batch_size"]
+        val_loss, val_acc = evaluate(self.model, self.data, self.data.val, batch)
+        test_loss, test_acc = evaluate(self.model, self.data, self.data.test, batch)
+        self.eval_s += time.perf_counter() - start
+        row = {"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps,
+               "samples": self.samples, "elapsed_s": self.train_s,
+               "lr": self.optimizer.param_groups[0]["lr"],
+               "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+               "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc}
+        if self.time_to_target_s is None and _reached(self.spec.train.get("target"), row):
+            self.time_to_target_s = self.train_s
+        return row
+
+    def run(self, history: list[dict[str, Any]], on_epoch=None) -> None:
+        """Train all epochs, appending history rows as they come (kept if the run diverges)."""
+        history.append(self.evaluate_row(0, math.nan, math.nan))
+        for epoch in range(1, self.spec.train["epochs"] + 1):
+            train_loss, train_acc = self.train_epoch()
+            history.append(self.evaluate_row(epoch, train_loss, train_acc))
+            if on_epoch is not None:
+                on_epoch(epoch, history[-1])
+
+
+def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
+    """Train one run on data already on its device; divergence ends it early as `diverged`.
+
+    Other exceptions propagate: the executor records them as `error`.
+    """
+    started = time.time()
+    wall_start = time.perf_counter()
+    trainer = _Trainer(spec, data)
+    history: list[dict[str, Any]] = []
+    status, message = "ok", ""
+    try:
+        trainer.run(history, on_epoch)
+    except Diverged as exc:
+        status, message = "diverged", str(exc)
+    wall_s = time.perf_counter() - wall_start
+    epochs_done = max(0, len(history) - 1)
+    final = history[-1] if history else {}
+    val_accs = [r["val_acc"] for r in history[1:] if not math.isnan(r["val_acc"])]
+    val_losses = [r["val_loss"] for r in history[1:] if not math.isnan(r["val_loss"])]
+    summary = {
+        "status": status,
+        "message": message,
+        "epochs_done": epochs_done,
+        "steps": trainer.steps,
+        "samples": trainer.samples,
+        **{k: final.get(k, math.nan) for k in
+           ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")},
+        "best_val_acc": max(val_accs) if val_accs else math.nan,
+        "best_val_loss": min(val_losses) if val_losses else math.nan,
+        "wall_s": wall_s,
+        "train_s": trainer.train_s,
+        "eval_s": trainer.eval_s,
+        "s_per_epoch": trainer.train_s / epochs_done if epochs_done else math.nan,
+        "samples_per_s": trainer.samples / trainer.train_s if trainer.train_s else math.nan,
+        "time_to_target_s": trainer.time_to_target_s,
+        "params": count_parameters(trainer.model),
+        "train_size": len(data.train),
+        "val_size": len(data.val) if data.val is not None else 0,
+        "test_size": len(data.test),
+        "start_time": started,
+        "end_time": time.time(),
+    }
+    return RunResult(summary, history)

@@ -1,0 +1,44 @@
+"""The tables `cnnbench list` prints."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from cnnbench.data import DATASET_INFO
+from cnnbench.models import MODEL_INFO, count_parameters, create_model
+from cnnbench.optim import OPTIMIZERS, optimizer_def
+
+
+def models_table() -> Table:
+    table = Table(title="models (parameters at the native input and class count)")
+    for column in ("name", "family", "year", "native input", "parameters", "small input",
+                   "description"):
+        table.add_column(column, justify="right" if column == "parameters" else "left")
+    for name, info in sorted(MODEL_INFO.items()):
+        channels, size, _ = info.native_input
+        model = create_model(name, in_channels=channels, num_classes=info.native_classes,
+                             image_size=size)
+        table.add_row(name, info.family, str(info.year), "×".join(map(str, info.native_input)),
+                      f"{count_parameters(model):,}", info.small_input, info.description)
+    return table
+
+
+def optimizers_table() -> Table:
+    table = Table(title="optimizers (the defaults apply unless the suite sets a key)")
+    for column in ("name", "class", "defaults", "description"):
+        table.add_column(column)
+    for name in OPTIMIZERS.names():
+        definition = optimizer_def(name)
+        defaults = ", ".join(f"{k}={v}" for k, v in definition.defaults.items())
+        table.add_row(name, f"{definition.source}.{definition.cls.__name__}", defaults,
+                      definition.description)
+    return table
+
+
+def datasets_table() -> Table:
+    table = Table(title="datasets")
+    for column in ("name", "shape", "classes", "sizes", "description"):
+        table.add_column(column)
+    for name, info in sorted(DATASET_INFO.items()):
+        table.add_row(name, info.shape, str(info.classes), info.sizes, info.description)
+    return table

@@ -1,0 +1,115 @@
+"""Results on disk: one parquet file per run, written atomically (temp file + rename).
+
+`<out>/runs/<run_id>.parquet` holds the run's history rows; its summary row travels in the
+same file as JSON in the parquet metadata, so a run is either wholly there or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cnnbench.errors import CnnbenchError
+
+SCHEMA_VERSION = 1
+SUMMARY_KEY = b"cnnbench.summary"
+HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
+                   "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
+DONE_STATUSES = {"ok", "diverged", "error", "oom", "timeout"}  # not "interrupted"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    return value
+
+
+class ResultStore:
+    """The results folder of one suite."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.root = Path(out)
+        self.runs_dir = self.root / "runs"
+
+    def path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.parquet"
+
+    def prepare(self) -> None:
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.runs_dir, prefix=".write-test-")
+            probe.close()
+        except OSError as exc:
+            raise CnnbenchError(f"cannot write results to {str(self.root)!r}: {exc.strerror}; "
+                                "choose another folder with --out") from None
+
+    def write(self, summary: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+        table = pa.Table.from_pylist(history) if history else pa.table(
+            {c: pa.array([], pa.float64()) for c in HISTORY_COLUMNS})
+        summary = {**summary, "schema_version": SCHEMA_VERSION}
+        meta = {SUMMARY_KEY: json.dumps({k: _jsonable(v) for k, v in summary.items()},
+                                        default=str).encode()}
+        table = table.replace_schema_metadata(meta)
+        target = self.path(summary["run_id"])
+        fd, tmp = tempfile.mkstemp(dir=self.runs_dir, prefix=f".{summary['run_id']}.",
+                                   suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pq.write_table(table, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read_summary(self, run_id: str) -> dict[str, Any] | None:
+        path = self.path(run_id)
+        if not path.exists():
+            return None
+        return _summary(pq.read_schema(path).metadata)
+
+    def finished_ids(self) -> dict[str, str]:
+        """run_id → status of every run that has a result file (interrupted ones excluded)."""
+        out = {}
+        for path in self.runs_dir.glob("*.parquet"):
+            try:
+                summary = _summary(pq.read_schema(path).metadata)
+            except (OSError, pa.ArrowInvalid):
+                continue  # a foreign or damaged file: treat its run as not done
+            if summary.get("status") in DONE_STATUSES:
+                out[summary["run_id"]] = summary["status"]
+        return out
+
+
+def _summary(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
+    return json.loads((metadata or {}).get(SUMMARY_KEY, b"{}"))
+
+
+def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy `runs` (one row per run) and `history` (one row per evaluation) DataFrames."""
+    store = ResultStore(path)
+    if not store.runs_dir.is_dir():
+        raise CnnbenchError(f"no results in {str(path)!r} (expected a folder with runs/ inside, "
+                            "as written by `cnnbench run --out`)")
+    summaries, histories = [], []
+    for file in sorted(store.runs_dir.glob("*.parquet")):
+        try:
+            table = pq.read_table(file)
+        except (OSError, pa.ArrowInvalid):
+            continue  # being replaced right now, or damaged: never half-read
+        summaries.append(_summary(table.schema.metadata))
+        histories.append(table.to_pandas())
+    runs = pd.DataFrame(summaries)
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
+        columns=HISTORY_COLUMNS)
+    return runs, history
