@@ -222,6 +222,8 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
         "samples_per_s": trainer.samples / trainer.train_s if trainer.train_s else math.nan,
         "time_to_target_s": trainer.time_to_target_s,
         "params": count_parameters(trainer.model),
+        # every hyper-parameter the optimizer used, torch's own defaults included
+        "optimizer_hparams": dict(trainer.optimizer.defaults),
         "train_size": len(data.train),
         "val_size": len(data.val) if data.val is not None else 0,
         "test_size": len(data.test),

@@ -39,9 +39,15 @@ def identity_row(spec: RunSpec) -> dict[str, Any]:
         "seed": spec.seed, "batch": str(spec.batch_size), "dataset": spec.dataset["name"],
         "requested_device": spec.device, "epochs": spec.train["epochs"],
         "schedule": json.dumps(spec.train["schedule"], sort_keys=True),
-        "hparams": json.dumps(spec.hparams, sort_keys=True, default=str),
-        **{f"hp_{k}": v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-           for k, v in spec.hparams.items() if k != "lr"},
+    }
+
+
+def hparam_columns(hparams: dict[str, Any]) -> dict[str, Any]:
+    """`hparams` as one JSON column and one `hp_<key>` column per hyper-parameter."""
+    return {
+        "hparams": json.dumps(hparams, sort_keys=True, default=str),
+        **{f"hp_{k}": v if isinstance(v, (int, float, str, bool)) else json.dumps(v, default=str)
+           for k, v in hparams.items() if k != "lr" and v is not None},
     }
 
 
@@ -91,7 +97,9 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
         for spec in todo:
             reporter.run_started(spec)
             summary, history = _run_one(spec, data, store, reporter)
-            row = {**identity_row(spec), "device": str(device), **env, **summary,
+            hparams = summary.pop("optimizer_hparams", spec.hparams)
+            row = {**identity_row(spec), **hparam_columns(hparams), "device": str(device), **env,
+                   **summary,
                    "batch_size": len(data.train) if spec.batch_size == "full" else spec.batch_size}
             store.write(row, history)
             statuses[row["status"]] = statuses.get(row["status"], 0) + 1

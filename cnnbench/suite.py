@@ -231,8 +231,13 @@ def _unknown_keys(data: Any, model: type[BaseModel], path: tuple) -> list[tuple[
 
 
 def _raise_for(errors: list[tuple[tuple, str]], source: _Source) -> None:
+    located = [(tuple(source.locate(loc)[0]), loc, msg) for loc, msg in errors]
+    # a union that failed deeper in one member also fails shallowly in the others: keep the deep one
+    deepest = [(loc, msg) for path, loc, msg in located
+               if not any(len(other) > len(path) and other[:len(path)] == path
+                          for other, _, _ in located)]
     merged: dict[str, list[str]] = {}
-    for loc, msg in errors:
+    for loc, msg in deepest:
         merged.setdefault(source.where(loc), []).append(msg)
     lines = [f"{where}: {' or '.join(dict.fromkeys(msgs))}" for where, msgs in merged.items()]
     raise SuiteError("invalid suite:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
