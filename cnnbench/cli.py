@@ -44,17 +44,22 @@ app = typer.Typer(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None
 SuiteArg = Annotated[Path, typer.Argument(help="suite YAML file")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="override a suite key, e.g. --set train.epochs=1 (repeatable)")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (overrides the suite)")]
+DeviceOpt = Annotated[str | None, typer.Option(
+    help="auto | cpu | cuda | cuda:N (overrides the suite)")]
 OutOpt = Annotated[Path | None, typer.Option(help="results folder (default results/<suite name>)")]
 
 
 def _load(suite_file: Path, overrides: list[str] | None, device: str | None):
-    from cnnbench.suite import load_suite
+    """Load and validate a suite; print its warnings (include/exclude entries that do nothing)."""
+    from cnnbench.suite import load_suite, suite_warnings
 
     overrides = list(overrides or [])
     if device is not None:
         overrides.append(f"device={device}")
-    return load_suite(suite_file, overrides)
+    suite = load_suite(suite_file, overrides)
+    for warning in suite_warnings(suite):
+        err_console.print(f"[yellow]warning:[/] {suite_file}: {escape(warning)}", highlight=False)
+    return suite
 
 
 def _plan_table(specs, done: dict[str, str]) -> Table:
@@ -80,9 +85,12 @@ def run(
     set_: SetOpt = None,
     out: OutOpt = None,
     device: DeviceOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the runs; train nothing")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="show the runs; train nothing")] = False,
     rerun: Annotated[bool, typer.Option("--rerun", help="run again runs already finished")] = False,
     data_dir: Annotated[str | None, typer.Option(help="where datasets live")] = None,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="stop at the first run that ends in error, oom or timeout")] = False,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.executors import run_suite
@@ -98,13 +106,13 @@ def run(
         console.print(_plan_table(specs, {} if rerun else _done(out)))
         return
     outcome = run_suite(suite, out, rerun=rerun, data_dir=data_dir, specs=specs,
-                        reporter=make_reporter(err_console))
+                        reporter=make_reporter(err_console), fail_fast=fail_fast)
     runs, _ = load_results(outcome.out)
     render_report(runs[runs["run_id"].isin({s.run_id for s in specs})], console)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
     err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "
                       f"{outcome.skipped} skipped)")
-    if set(outcome.statuses) - {"ok", "diverged"}:
+    if not outcome.succeeded:
         raise typer.Exit(EXIT_RUN_FAILED)
 
 

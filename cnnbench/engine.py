@@ -3,7 +3,10 @@ val and test after every epoch, a divergence guard, and a history row per evalua
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,30 @@ class RunResult:
 
 class Diverged(Exception):
     """The loss went non-finite or far above its start."""
+
+
+class TimedOut(Exception):
+    """The run passed `train.time_limit_s`."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise TimedOut after `seconds`, even inside a step that hangs (SIGALRM, main thread)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not seconds or not usable:
+        yield
+        return
+
+    def fire(signum, frame):
+        raise TimedOut(f"run stopped after train.time_limit_s={seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -63,7 +90,9 @@ def _reached(target: dict | None, row: dict) -> bool:
     if not target:
         return False
     value = row.get(target["metric"], math.nan)
-    return value <= target["value"] if target["metric"].endswith("loss") else value >= target["value"]
+    if target["metric"].endswith("loss"):
+        return value <= target["value"]
+    return value >= target["value"]
 
 
 class _Trainer:
@@ -197,9 +226,12 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
     history: list[dict[str, Any]] = []
     status, message = "ok", ""
     try:
-        trainer.run(history, on_epoch)
+        with time_limit(spec.train.get("time_limit_s")):
+            trainer.run(history, on_epoch)
     except Diverged as exc:
         status, message = "diverged", str(exc)
+    except TimedOut as exc:
+        status, message = "timeout", str(exc)
     wall_s = time.perf_counter() - wall_start
     epochs_done = max(0, len(history) - 1)
     final = history[-1] if history else {}

@@ -40,7 +40,8 @@ def _static() -> dict[str, str | None]:
 
 
 def environment(device: torch.device) -> dict[str, str | int | None]:
-    return {**_static(), "device_name": device_name(device), "torch_threads": torch.get_num_threads()}
+    return {**_static(), "device_name": device_name(device),
+            "torch_threads": torch.get_num_threads()}
 
 
 def resolve_device(requested: str) -> torch.device:

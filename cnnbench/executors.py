@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from cnnbench import engine
 from cnnbench.data import DeviceData, load_dataset
@@ -17,6 +20,8 @@ from cnnbench.progress import PlainReporter
 from cnnbench.store import ResultStore
 from cnnbench.suite import DatasetConfig, RunSpec, Suite, expand
 
+OK_STATUSES = {"ok", "diverged"}  # a diverged run is a finding about its lr, not a failure
+
 
 @dataclass(frozen=True)
 class SuiteOutcome:
@@ -26,8 +31,9 @@ class SuiteOutcome:
     statuses: dict[str, int]
 
     @property
-    def all_ok(self) -> bool:
-        return all(status == "ok" for status in self.statuses)
+    def succeeded(self) -> bool:
+        """Every run ended ok or diverged."""
+        return set(self.statuses) <= OK_STATUSES
 
 
 def identity_row(spec: RunSpec) -> dict[str, Any]:
@@ -71,8 +77,10 @@ def preflight(specs: list[RunSpec], data: DeviceData) -> None:
 
 def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = False,
               data_dir: str | None = None, reporter: PlainReporter | None = None,
-              specs: list[RunSpec] | None = None) -> SuiteOutcome:
-    """Run every run of the suite (or `specs`) not already in `out`; write one file per run."""
+              specs: list[RunSpec] | None = None, fail_fast: bool = False) -> SuiteOutcome:
+    """Run every run of the suite (or `specs`) not already in `out`; write one file per run.
+
+    With `fail_fast`, stop after the first run that ends in error, oom or timeout."""
     out = Path(out) if out is not None else Path("results") / suite.name
     specs = expand(suite) if specs is None else specs
     device = resolve_device(suite.device)
@@ -104,6 +112,9 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
             store.write(row, history)
             statuses[row["status"]] = statuses.get(row["status"], 0) + 1
             reporter.run_finished(spec, row)
+            if fail_fast and row["status"] not in OK_STATUSES:
+                reporter.log(f"--fail-fast: stopping after {row['status']} of {spec.run_id}")
+                break
     finally:
         reporter.finish()
     return SuiteOutcome(out, len(todo), len(specs) - len(todo), statuses)
@@ -118,8 +129,21 @@ def _run_one(spec: RunSpec, data: DeviceData, store: ResultStore, reporter) -> t
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a failing run is a result, not a crash
-        log = store.root / "logs" / f"{spec.run_id}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc())
-        message = str(exc) if isinstance(exc, CnnbenchError) else f"{type(exc).__name__}: {exc}"
-        return {"status": "error", "message": f"{message} (traceback: {log})"}, []
+        oom = isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+        status = "oom" if oom else "error"
+        first_line = (str(exc).splitlines() or [""])[0]
+        message = first_line if isinstance(exc, CnnbenchError) else (
+            f"{type(exc).__name__}: {first_line}")
+        trace = traceback.format_exc()
+    log = store.root / "logs" / f"{spec.run_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(trace)
+    _release_memory(data.device)
+    return {"status": status, "message": f"{message} (traceback: {log})"}, []
+
+
+def _release_memory(device: torch.device) -> None:
+    """After an OOM or error, give back what the failed run held before the next one starts."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

@@ -59,16 +59,24 @@ class ResultStore:
                                         default=str).encode()}
         table = table.replace_schema_metadata(meta)
         target = self.path(summary["run_id"])
-        fd, tmp = tempfile.mkstemp(dir=self.runs_dir, prefix=f".{summary['run_id']}.",
-                                   suffix=".tmp")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.runs_dir, prefix=f".{summary['run_id']}.",
+                                       suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 pq.write_table(table, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise CnnbenchError(
+                    f"cannot write the result of run {summary['run_id']} to {str(target)!r}: "
+                    f"{exc.strerror or exc}. No partial file was left; free space or restore the "
+                    "folder, then run the suite again to resume"
+                ) from None
             raise
         return target
 

@@ -15,7 +15,7 @@ import math
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
@@ -54,7 +54,7 @@ class LogGrid(Strict):
         return [float(f"{math.exp(math.log(lo) + i * step):.12g}") for i in range(self.num)]
 
 
-LRGrid = Union[PositiveFloat, Annotated[list[PositiveFloat], Field(min_length=1)], LogGrid]
+LRGrid = PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=1)] | LogGrid
 
 
 def grid_values(grid: LRGrid) -> list[float]:
@@ -95,16 +95,17 @@ class Target(Strict):
     value: float
 
 
-BatchSize = Union[Annotated[int, Field(ge=1)], Literal["full"]]
+BatchSize = Annotated[int, Field(ge=1)] | Literal["full"]
 
 
 class TrainConfig(Strict):
     epochs: int = Field(1, ge=1)
     batch_size: BatchSize = 128
-    schedule: Union[str, ScheduleConfig] = "constant"
+    schedule: str | ScheduleConfig = "constant"
     target: Target | None = None
     eval_batch_size: int = Field(1000, ge=1)
     divergence_factor: float = Field(10.0, gt=1, description="loss above factor × start: diverged")
+    time_limit_s: float | None = Field(None, gt=0, description="stop a run as `timeout` after")
 
 
 class ModelEntry(Open):
@@ -122,17 +123,17 @@ class OptimizerEntry(Open):
 
 
 class Matrix(Strict):
-    model: Annotated[list[Union[str, ModelEntry]], Field(min_length=1)]
-    optimizer: Annotated[list[Union[str, OptimizerEntry]], Field(min_length=1)]
+    model: Annotated[list[str | ModelEntry], Field(min_length=1)]
+    optimizer: Annotated[list[str | OptimizerEntry], Field(min_length=1)]
     lr: LRGrid | None = None
     batch_size: Annotated[list[BatchSize], Field(min_length=1)] | None = None
 
 
 class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    dataset: Union[str, DatasetConfig]
+    dataset: str | DatasetConfig
     train: TrainConfig = TrainConfig()
-    seeds: Union[Annotated[int, Field(ge=1)], Annotated[list[int], Field(min_length=1)]] = 1
+    seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = 1
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     matrix: Matrix
     include: list[dict[str, Any]] = []
@@ -226,7 +227,8 @@ def _unknown_keys(data: Any, model: type[BaseModel], path: tuple) -> list[tuple[
             items = enumerate(value) if isinstance(value, list) else [(None, value)]
             for i, item in items:
                 if isinstance(item, dict):
-                    errors += _unknown_keys(item, sub, (*path, key) if i is None else (*path, key, i))
+                    where = (*path, key) if i is None else (*path, key, i)
+                    errors += _unknown_keys(item, sub, where)
     return errors
 
 
@@ -286,10 +288,10 @@ def validate_suite(data: dict, source: _Source | None = None) -> Suite:
 def _check_names(suite: Suite, source: _Source) -> None:
     """Unknown model/optimizer/dataset names and bad hyper-parameters, before anything runs."""
     from cnnbench.data import DATASETS
+    from cnnbench.imports import is_import_path, load_object
     from cnnbench.models import MODELS
     from cnnbench.optim import resolve_hparams
     from cnnbench.schedules import SCHEDULES
-    from cnnbench.imports import is_import_path, load_object
 
     errors: list[tuple[tuple, str]] = []
 
@@ -353,7 +355,8 @@ def apply_override(data: dict, override: str) -> None:
                 )
         field_info = model.model_fields.get(part) if model is not None else None
         if not isinstance(node, dict):
-            raise SuiteError(f"--set {override!r}: {_dotted(parts[:depth]) or 'suite'} is not a mapping")
+            parent = _dotted(parts[:depth]) or "suite"
+            raise SuiteError(f"--set {override!r}: {parent} is not a mapping")
         if last:
             node[part] = value
             return
@@ -394,7 +397,14 @@ class RunSpec:
         d = asdict(self)
         for k in ("suite", "optimizer", "run_id"):
             d.pop(k)
-        return d
+        return _without_none(d)
+
+
+def _without_none(value: Any) -> Any:
+    """Drop unset options, so that a new optional key does not change existing run_ids."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def compute_run_id(spec: RunSpec) -> str:
@@ -432,11 +442,17 @@ def _matches(combo: dict[str, Any], pattern: dict[str, Any]) -> bool:
     return True
 
 
-def expand(suite: Suite) -> list[RunSpec]:
-    """The cross product model × optimizer × lr (× batch_size) × seed, minus `exclude`, plus
-    `include`; sorted and stable. Each spec carries its run_id."""
-    from cnnbench.optim import resolve_hparams
+PATTERN_KEYS = ("model", "optimizer", "lr", "batch_size")
 
+
+def _combo_key(combo: dict[str, Any]) -> str:
+    return json.dumps([combo["model_entry"], combo["optimizer"], combo["lr"],
+                       str(combo["batch_size"])], sort_keys=True, default=str)
+
+
+def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
+    """The (model, optimizer, lr, batch_size) combinations, and warnings about `exclude` and
+    `include` entries that change nothing."""
     matrix = suite.matrix
     optimizers = [o if isinstance(o, OptimizerEntry) else OptimizerEntry(name=o)
                   for o in matrix.optimizer]
@@ -447,6 +463,12 @@ def expand(suite: Suite) -> list[RunSpec]:
             f"matrix.optimizer: label {', '.join(map(repr, dupes))} is used twice; give each "
             "variant its own `label:` so the runs can be told apart"
         )
+    for section, entries in (("exclude", suite.exclude), ("include", suite.include)):
+        for i, entry in enumerate(entries):
+            unknown = sorted(set(entry) - set(PATTERN_KEYS))
+            if unknown:
+                raise SuiteError(f"{section}[{i}]: unknown key {', '.join(map(repr, unknown))}; "
+                                 f"valid: {', '.join(PATTERN_KEYS)}")
     combos: list[dict[str, Any]] = []
     batch_sizes = matrix.batch_size or [suite.train.batch_size]
     for model, opt, batch in itertools.product(matrix.model, optimizers, batch_sizes):
@@ -454,16 +476,38 @@ def expand(suite: Suite) -> list[RunSpec]:
             combos.append({"model": _entry_dict(model)["name"], "model_entry": _entry_dict(model),
                            "optimizer": opt.display, "optimizer_entry": opt,
                            "lr": lr, "batch_size": batch})
-    for pattern in suite.exclude:
-        combos = [c for c in combos if not _matches(c, pattern)]
-    for extra in suite.include:
-        combos += _include(extra, optimizers, suite)
+    warnings = []
+    for i, pattern in enumerate(suite.exclude):
+        kept = [c for c in combos if not _matches(c, pattern)]
+        if len(kept) == len(combos):
+            warnings.append(f"exclude[{i}] {pattern} matches no run")
+        combos = kept
+    seen = {_combo_key(c) for c in combos}
+    for i, extra in enumerate(suite.include):
+        added = [c for c in _include(extra, optimizers, suite) if _combo_key(c) not in seen]
+        if not added:
+            warnings.append(f"include[{i}] {extra} adds no run (already in the matrix)")
+        seen.update(_combo_key(c) for c in added)
+        combos += added
+    return combos, warnings
+
+
+def suite_warnings(suite: Suite) -> list[str]:
+    return matrix_combos(suite)[1]
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """The cross product model × optimizer × lr (× batch_size) × seed, minus `exclude`, plus
+    `include`; sorted and stable. Each spec carries its run_id."""
+    from cnnbench.optim import resolve_hparams
+
+    combos, _ = matrix_combos(suite)
     specs = []
     dataset = suite.dataset_config.model_dump()
+    train = suite.train.model_dump(exclude={"batch_size"})
     for combo, seed in itertools.product(combos, suite.seed_list):
         opt: OptimizerEntry = combo["optimizer_entry"]
         model_entry = _entry_dict(combo["model_entry"])
-        train = suite.train.model_dump(exclude={"batch_size"})
         spec = RunSpec(
             suite=suite.name,
             model=model_entry.pop("name"),
@@ -482,7 +526,9 @@ def expand(suite: Suite) -> list[RunSpec]:
         specs.append(RunSpec(**{**asdict(spec), "run_id": compute_run_id(spec)}))
     ids = [s.run_id for s in specs]
     if len(set(ids)) != len(ids):
-        raise SuiteError("two entries of the matrix resolve to the same run; remove one of them")
+        raise SuiteError("two entries of the matrix resolve to the same run (e.g. an optimizer "
+                         "listed twice with the same settings under different labels); "
+                         "remove one of them")
     return sorted(specs, key=lambda s: (s.model, s.optimizer, s.lr, str(s.batch_size), s.seed))
 
 

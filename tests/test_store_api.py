@@ -22,7 +22,7 @@ HISTORY_COLUMNS = {"run_id", "epoch", "step", "samples", "elapsed_s", "lr", "tra
 def test_python_api_round_trip(write_suite, tmp_path):
     suite = cnnbench.load_suite(write_suite(), overrides=["train.epochs=1"])
     outcome = cnnbench.run_suite(suite, out=tmp_path / "r")
-    assert outcome.ran == 4 and outcome.all_ok
+    assert outcome.ran == 4 and outcome.succeeded
     runs, history = cnnbench.load_results(tmp_path / "r")
     assert RUNS_COLUMNS <= set(runs.columns)
     assert HISTORY_COLUMNS <= set(history.columns)
