@@ -56,4 +56,4 @@ class AggMo(torch.optim.Optimizer):
 def aggmo() -> OptimizerDef:
     return OptimizerDef(AggMo, {"lr": 0.01, "betas": (0.0, 0.9, 0.99)},
                         "aggregated momentum, the paper's β=(0, 0.9, 0.99)",
-                        "Lucas et al., ICLR 2019")
+                        "cnnbench (Lucas et al., ICLR 2019)")

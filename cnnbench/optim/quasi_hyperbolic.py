@@ -24,7 +24,7 @@ import torch
 
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
 
-PAPER = "Ma & Yarats, ICLR 2019"
+PAPER = "cnnbench (Ma & Yarats, ICLR 2019)"
 
 
 def _gradient(p: torch.Tensor, weight_decay: float) -> torch.Tensor:
