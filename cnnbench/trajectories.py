@@ -259,7 +259,7 @@ def _animate(fig, lines: dict, paths: dict[str, tuple[float, np.ndarray]], out: 
             lines[name].set_data(path[:end, 0], path[:end, 1])
         return list(lines.values())
 
-    FuncAnimation(fig, draw, frames=ends, blit=True).save(out, writer=PillowWriter(fps=12))
+    FuncAnimation(fig, draw, frames=ends).save(out, writer=PillowWriter(fps=12))
 
 
 def draw_trajectories(function: str, optimizers: list[str], *, lr: str | None = None,
