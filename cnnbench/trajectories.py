@@ -74,7 +74,7 @@ def saddle() -> TestFunction:
     return TestFunction(
         "saddle", lambda x, y: x**2 - y**2, start=(1.5, 1e-3), target=(0.0, 0.0),
         xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), steps=60, is_saddle=True, formula="f = x² − y²",
-        lrs={"sgd": 0.05, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.5, "rmsprop": 0.05,
+        lrs={"sgd": 0.05, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.3, "rmsprop": 0.05,
              "adam": 0.1, "adamw": 0.1, "nadam": 0.1, "radam": 0.1, "adamax": 0.1,
              "adadelta": 5.0, "qhm": 0.1, "qhadam": 0.1, "aggmo": 0.05, "lbfgs": 0.1})
 
@@ -188,7 +188,8 @@ def parse_lrs(text: str | None, optimizers: list[str]) -> dict[str, float]:
 
 
 def _style(i: int) -> dict[str, Any]:
-    return {"color": COLOURS[i % len(COLOURS)],
+    # earlier paths are drawn wider, so that a later one on the same track leaves them visible
+    return {"color": COLOURS[i % len(COLOURS)], "linewidth": max(1.0, 3.0 - 0.35 * i),
             "linestyle": LINESTYLES[(i // len(COLOURS)) % len(LINESTYLES)]}
 
 
@@ -212,7 +213,7 @@ def plot_trajectories(function: TestFunction, paths: dict[str, tuple[float, np.n
     ax.contour(xs.numpy(), ys.numpy(), z, levels=levels, cmap="Greys", linewidths=0.6)
     lines = {}
     for i, (name, (lr, path)) in enumerate(paths.items()):
-        (lines[name],) = ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=1.4,
+        (lines[name],) = ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3,
                                  label=f"{name} (lr={lr:g})", **_style(i))
     ax.plot(*function.start, "o", color="black", markersize=8, label="start", zorder=5)
     ax.plot(*function.target, "X" if function.is_saddle else "*", color="black", markersize=13,
