@@ -169,20 +169,23 @@ def schema() -> None:
 @app.command()
 def trajectories(
     function: Annotated[str, typer.Option(help="rosenbrock | beale | saddle | ravine")] = "ravine",
-    optimizers: Annotated[str, typer.Option(help="comma-separated optimizer names")] = (
-        "sgd,momentum,nesterov,adagrad,rmsprop,adam"),
+    optimizers: Annotated[str | None, typer.Option(
+        help="comma-separated optimizer names (default: sgd,momentum,nesterov,adagrad,rmsprop,"
+             "adam)")] = None,
     lr: Annotated[str | None, typer.Option(
         help="one lr for all, or name=lr pairs, e.g. sgd=0.05,adam=0.3 (default: tuned per "
              "function and optimizer)")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="optimizer steps (default per "
                                                           "function)")] = None,
     out: Annotated[Path, typer.Option(help="picture file")] = Path("trajectories.png"),
-    gif: Annotated[bool, typer.Option("--gif", help="write an animated GIF instead")] = False,
+    gif: Annotated[bool, typer.Option("--gif", help="write an animated GIF (OUT with the suffix "
+                                                    ".gif) instead")] = False,
 ) -> None:
     """Draw each optimizer's path on a 2-D test function over its contour plot."""
     from cnnbench.trajectories import draw_trajectories
 
-    names = [name.strip() for name in optimizers.split(",") if name.strip()]
+    names = [name.strip() for name in optimizers.split(",") if name.strip()] if optimizers \
+        else None
     rows, written = draw_trajectories(function, names, lr=lr, steps=steps, out=out, gif=gif)
     table = Table(title=f"{function}: where each optimizer ended")
     for column in ("optimizer", "lr", "steps", "x", "y", "distance to target", "f"):

@@ -263,13 +263,12 @@ def _animate(fig, lines: dict, paths: dict[str, tuple[float, np.ndarray]], out: 
     FuncAnimation(fig, draw, frames=ends).save(out, writer=PillowWriter(fps=12))
 
 
-def draw_trajectories(function: str, optimizers: list[str], *, lr: str | None = None,
+def draw_trajectories(function: str, optimizers: list[str] | None = None, *, lr: str | None = None,
                       steps: int | None = None, out: Path, gif: bool = False
                       ) -> tuple[list[dict[str, Any]], Path]:
     """What `cnnbench trajectories` does: run, summarize, save; returns (rows, file written)."""
     test_function = FUNCTIONS.get(function)()
-    if not optimizers:
-        raise CnnbenchError("--optimizers is empty; name at least one, e.g. sgd,momentum,adam")
+    optimizers = optimizers or list(DEFAULT_OPTIMIZERS)
     paths = run_trajectories(test_function, optimizers, lrs=parse_lrs(lr, optimizers),
                              steps=steps)
     return summarize(test_function, paths), save_trajectories(test_function, paths, out, gif=gif)
