@@ -174,6 +174,37 @@ def schema() -> None:
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
 
 
+@app.command()
+def trajectories(
+    function: Annotated[str, typer.Option(help="rosenbrock | beale | saddle | ravine")] = "ravine",
+    optimizers: Annotated[str | None, typer.Option(
+        help="comma-separated optimizer names (default: sgd,momentum,nesterov,adagrad,rmsprop,"
+             "adam)")] = None,
+    lr: Annotated[str | None, typer.Option(
+        help="one lr for all, or name=lr pairs, e.g. sgd=0.05,adam=0.3 (default: tuned per "
+             "function and optimizer)")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="optimizer steps (default per "
+                                                          "function)")] = None,
+    out: Annotated[Path, typer.Option(help="picture file")] = Path("trajectories.png"),
+    gif: Annotated[bool, typer.Option("--gif", help="write an animated GIF (OUT with the suffix "
+                                                    ".gif) instead")] = False,
+) -> None:
+    """Draw each optimizer's path on a 2-D test function over its contour plot."""
+    from cnnbench.trajectories import draw_trajectories
+
+    names = [name.strip() for name in optimizers.split(",") if name.strip()] if optimizers \
+        else None
+    rows, written = draw_trajectories(function, names, lr=lr, steps=steps, out=out, gif=gif)
+    table = Table(title=f"{function}: where each optimizer ended")
+    for column in ("optimizer", "lr", "steps", "x", "y", "distance to target", "f"):
+        table.add_column(column, justify="left" if column == "optimizer" else "right")
+    for r in rows:
+        table.add_row(r["optimizer"], f"{r['lr']:g}", str(r["steps"]), f"{r['x']:.4g}",
+                      f"{r['y']:.4g}", f"{r['distance']:.3g}", f"{r['loss']:.3g}")
+    console.print(table)
+    err_console.print(f"wrote {written}")
+
+
 def main() -> None:
     try:
         app()

@@ -113,6 +113,8 @@ class _Trainer:
         self.scheduler = create_schedule(spec.train["schedule"], self.optimizer,
                                          epochs=spec.train["epochs"],
                                          steps_per_epoch=self.steps_per_epoch)
+        # the lr the latest optimizer step used (before any step: the one the first will use)
+        self.lr_used = self.optimizer.param_groups[0]["lr"]
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(spec.seed)
         # reading the loss forces a device sync: every step on CPU (free), every 25 on CUDA
@@ -137,6 +139,7 @@ class _Trainer:
             out["correct"] = (logits.detach().argmax(1) == y).sum()
             return loss
 
+        self.lr_used = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step(closure)
         self.scheduler.step()
         return out["loss_sum"], out["correct"]
@@ -198,7 +201,7 @@ class _Trainer:
         self.eval_s += time.perf_counter() - start
         row = {"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps,
                "samples": self.samples, "elapsed_s": self.train_s,
-               "lr": self.optimizer.param_groups[0]["lr"],
+               "lr": self.lr_used,
                "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc}
         if self.time_to_target_s is None and _reached(self.spec.train.get("target"), row):

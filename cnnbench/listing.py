@@ -6,7 +6,7 @@ from rich.table import Table
 
 from cnnbench.data import DATASET_INFO
 from cnnbench.models import MODEL_INFO, count_parameters, create_model
-from cnnbench.optim import OPTIMIZERS, optimizer_def
+from cnnbench.optim import OPTIMIZERS, effective_defaults, optimizer_def
 
 
 def models_table() -> Table:
@@ -23,15 +23,28 @@ def models_table() -> Table:
     return table
 
 
+def weight_decay_note(name: str) -> str:
+    """How `weight_decay` acts in this optimizer, in a few words."""
+    definition = optimizer_def(name)
+    if definition.weight_decay == "none":
+        return "none (no weight_decay key)"
+    if definition.weight_decay == "decoupled":
+        return "decoupled: θ ← θ − lr·λ·θ"
+    if "decoupled_weight_decay" in effective_defaults(name):
+        return "coupled: ∇ + λθ (decoupled_weight_decay: true → decoupled)"
+    return "coupled: ∇ + λθ"
+
+
 def optimizers_table() -> Table:
-    table = Table(title="optimizers (the defaults apply unless the suite sets a key)")
-    for column in ("name", "class", "defaults", "description"):
+    table = Table(title="optimizers (every default applies unless the suite sets the key; "
+                        "lr only when there is no lr grid)")
+    for column in ("name", "class", "defaults", "weight decay", "description"):
         table.add_column(column)
     for name in OPTIMIZERS.names():
         definition = optimizer_def(name)
-        defaults = ", ".join(f"{k}={v}" for k, v in definition.defaults.items())
-        table.add_row(name, f"{definition.source}.{definition.cls.__name__}", defaults,
-                      definition.description)
+        defaults = ", ".join(f"{k}={v}" for k, v in effective_defaults(name).items())
+        table.add_row(name, f"{definition.source}: {definition.cls.__name__}", defaults,
+                      weight_decay_note(name), definition.description)
     return table
 
 

@@ -1,6 +1,9 @@
-"""Learning-rate schedules, stepped once per optimizer step.
+"""Learning-rate schedules, stepped once per optimizer step (so they are smooth within an epoch).
 
-Each entry is `fn(optimizer, *, epochs, steps_per_epoch, **options) -> LRScheduler`.
+Each entry is `fn(optimizer, *, epochs, steps_per_epoch, **options) -> LRScheduler`, built from
+torch.optim.lr_scheduler's classes. Options are given in epochs (the unit a suite speaks) and
+turned into optimizer steps here. The lr a suite's grid gives is the base (for one-cycle: the
+peak) lr; the engine records the lr each epoch's last step used in the history's `lr` column.
 """
 
 from __future__ import annotations
@@ -8,19 +11,94 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch.optim import lr_scheduler
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.imports import accepted_kwargs
 from cnnbench.registry import Registry
 
-Scheduler = torch.optim.lr_scheduler.LRScheduler
+Scheduler = lr_scheduler.LRScheduler
 SCHEDULES: Registry[Callable[..., Scheduler]] = Registry("schedule")
+
+
+def _require(ok: bool, schedule: str, message: str) -> None:
+    if not ok:
+        raise CnnbenchError(f"schedule {schedule!r}: {message}")
 
 
 @SCHEDULES.register
 def constant(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Scheduler:
     """The lr stays as given."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+@SCHEDULES.register
+def step(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+         step_size: int, gamma: float = 0.1) -> Scheduler:
+    """lr × gamma every `step_size` epochs."""
+    _require(isinstance(step_size, int) and step_size >= 1, "step",
+             f"step_size={step_size!r} must be a whole number of epochs ≥ 1")
+    _require(gamma > 0, "step", f"gamma={gamma!r} must be > 0")
+    return lr_scheduler.StepLR(optimizer, step_size * steps_per_epoch, gamma)
+
+
+@SCHEDULES.register
+def multistep(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+              milestones: list[int], gamma: float = 0.1) -> Scheduler:
+    """lr × gamma at each milestone epoch."""
+    _require(isinstance(milestones, list) and milestones
+             and all(isinstance(m, int) and m >= 1 for m in milestones)
+             and milestones == sorted(set(milestones)), "multistep",
+             f"milestones={milestones!r} must be a rising list of epochs ≥ 1, e.g. [30, 60]")
+    _require(gamma > 0, "multistep", f"gamma={gamma!r} must be > 0")
+    return lr_scheduler.MultiStepLR(optimizer, [m * steps_per_epoch for m in milestones], gamma)
+
+
+@SCHEDULES.register
+def exponential(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+                gamma: float) -> Scheduler:
+    """lr × gamma per epoch, spread evenly over its steps (gamma^(1/steps) per step)."""
+    _require(0 < gamma <= 1, "exponential", f"gamma={gamma!r} must be in (0, 1]")
+    return lr_scheduler.ExponentialLR(optimizer, gamma ** (1 / steps_per_epoch))
+
+
+@SCHEDULES.register
+def cosine(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+           warmup_epochs: float = 0, eta_min: float = 0.0) -> Scheduler:
+    """Optional linear warm-up from lr/W to lr over W steps (`warmup_epochs`, may be a fraction),
+    then cosine annealing from lr to `eta_min` over the remaining steps."""
+    _require(0 <= warmup_epochs < epochs, "cosine",
+             f"warmup_epochs={warmup_epochs!r} must be in [0, epochs={epochs})")
+    _require(eta_min >= 0, "cosine", f"eta_min={eta_min!r} must be ≥ 0")
+    total = epochs * steps_per_epoch
+    warmup = round(warmup_epochs * steps_per_epoch)
+    anneal = lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=eta_min)
+    if warmup == 0:
+        return anneal
+    # step k < W uses lr·(k+1)/W: the last warm-up step reaches the full lr
+    ramp = lr_scheduler.LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0,
+                                 total_iters=max(warmup - 1, 1))
+    return lr_scheduler.SequentialLR(optimizer, [ramp, anneal], milestones=[warmup])
+
+
+@SCHEDULES.register
+def onecycle(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+             pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4,
+             cycle_momentum: bool = False) -> Scheduler:
+    """Smith's one-cycle policy (torch's OneCycleLR, cosine): from lr/div_factor up to the grid's
+    lr over `pct_start` of training, then down to lr/(div_factor·final_div_factor). Momentum is
+    left alone unless `cycle_momentum: true` (then it cycles 0.95 → 0.85 → 0.95, as in torch)."""
+    _require(0 < pct_start < 1, "onecycle", f"pct_start={pct_start!r} must be in (0, 1)")
+    _require(div_factor > 0 and final_div_factor > 0, "onecycle",
+             "div_factor and final_div_factor must be > 0")
+    peak = optimizer.param_groups[0]["lr"]
+    try:
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=epochs * steps_per_epoch,
+                                       pct_start=pct_start, div_factor=div_factor,
+                                       final_div_factor=final_div_factor,
+                                       cycle_momentum=cycle_momentum)
+    except ValueError as exc:  # e.g. cycle_momentum with an optimizer that has no momentum
+        raise CnnbenchError(f"schedule 'onecycle': {exc}") from None
 
 
 def create_schedule(
@@ -38,4 +116,13 @@ def create_schedule(
             f"schedule {name!r} takes no {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(valid) or 'none'}"
         )
-    return fn(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch, **options)
+    try:
+        return fn(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch, **options)
+    except TypeError as exc:  # a required option is missing, e.g. step without step_size
+        raise CnnbenchError(f"schedule {name!r}: {exc}") from None
+
+
+def check_schedule(spec: str | dict, *, epochs: int) -> None:
+    """Build the schedule on a dummy optimizer, so bad options fail before any run starts."""
+    dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
+    create_schedule(spec, dummy, epochs=epochs, steps_per_epoch=1)

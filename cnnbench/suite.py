@@ -291,7 +291,7 @@ def _check_names(suite: Suite, source: _Source) -> None:
     from cnnbench.imports import is_import_path, load_object
     from cnnbench.models import MODELS
     from cnnbench.optim import resolve_hparams
-    from cnnbench.schedules import SCHEDULES
+    from cnnbench.schedules import check_schedule
 
     errors: list[tuple[tuple, str]] = []
 
@@ -305,7 +305,8 @@ def _check_names(suite: Suite, source: _Source) -> None:
           lambda: DATASETS.get(suite.dataset_config.name))
     schedule = suite.train.schedule
     check(("train", "schedule"),
-          lambda: SCHEDULES.get(schedule if isinstance(schedule, str) else schedule.name))
+          lambda: check_schedule(schedule if isinstance(schedule, str) else schedule.model_dump(),
+                                 epochs=suite.train.epochs))
     for i, entry in enumerate(suite.matrix.model):
         name = entry if isinstance(entry, str) else entry.name
         check(("matrix", "model", i),
