@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from pathlib import Path
+
+from rich.table import Table
 
 from cnnbench.data import DATASET_INFO, default_data_root
 from cnnbench.models import MODEL_INFO, count_parameters, create_model

@@ -77,7 +77,7 @@ class DatasetConfig(Strict):
     val_fraction: float | None = Field(None, ge=0, lt=1)
     subset: int | None = Field(None, ge=1, description="train on a stratified subset of N images")
     # none | standard (crop 4 + flip) | {crop: 4, flip: true}; unset: the dataset's default
-    augment: Union[Literal["none", "standard"], AugmentConfig, None] = None
+    augment: Literal["none", "standard"] | AugmentConfig | None = None
     image_size: int | None = Field(None, ge=1)
     test_fraction: float | None = Field(None, gt=0, lt=1, description="imagefolder without test/")
     download: bool = True

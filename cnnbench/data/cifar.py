@@ -11,6 +11,7 @@ tampered file raises an error instead of running code.
 
 from __future__ import annotations
 
+import codecs
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,9 @@ _ALLOWED = {
 } | {
     (module, "_frombuffer"): _numeric._frombuffer
     for module in ("numpy.core.numeric", "numpy._core.numeric")
-} | {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+} | {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    # protocol-2 pickles written by Python 3 spell bytes as encode(str, "latin1")
+    ("_codecs", "encode"): codecs.encode}
 
 
 class _CifarUnpickler(pickle.Unpickler):

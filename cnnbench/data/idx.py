@@ -51,7 +51,7 @@ class IdxSource:
 
     @property
     def resources(self) -> list[Resource]:
-        return [Resource(f"{name}.gz", md5) for name, md5 in zip(SPLITS, self.md5)]
+        return [Resource(f"{name}.gz", md5) for name, md5 in zip(SPLITS, self.md5, strict=True)]
 
 
 SOURCES = {
@@ -100,7 +100,8 @@ def load_idx_dataset(name: str, root: Path, *, download: bool) -> ArrayDataset:
     files = find_idx(source, root)
     if files is None:
         folder = root / source.folder
-        missing = [r for r, split in zip(source.resources, SPLITS) if not _file_in(folder, split)]
+        missing = [r for r, split in zip(source.resources, SPLITS, strict=True)
+                   if not _file_in(folder, split)]
         if not download:
             raise CnnbenchError(f"dataset {name} is not under {root} (and download is off). "
                                 + missing_files_message(missing, list(source.mirrors), folder))
