@@ -50,7 +50,8 @@ def test_augment_is_seeded_and_varies_per_image():
     assert torch.equal(a, augment_batch(x, Augment(crop=2), _generator(1)))
     assert not torch.equal(a, augment_batch(x, Augment(crop=2), _generator(2)))
     flipped = augment_batch(x, Augment(flip=True), _generator(1))
-    assert all(torch.equal(f, i) or torch.equal(f, i.flip(2)) for f, i in zip(flipped, x))
+    assert all(torch.equal(f, i) or torch.equal(f, i.flip(2))
+               for f, i in zip(flipped, x, strict=True))
     shifted = sum(not torch.equal(a[i], x[i]) for i in range(32))
     assert shifted > 20
 

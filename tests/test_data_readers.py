@@ -295,3 +295,15 @@ def test_real_cifar10_jpeg_folder(shared_data, tmp_path):
     assert np.bincount(data.y_test).tolist() == [1000] * 10
     assert data.classes == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                             "horse", "ship", "truck")
+
+
+@pytest.mark.slow  # walking the 60,000 members of the archive takes ~10 s on a busy machine
+def test_real_cifar10_jpegs_subset(shared_data, tmp_path):
+    with tarfile.open(shared_data / "cifar10-jpeg.tar.gz") as tar:
+        members = [m for m in tar if m.isfile() and int(Path(m.name).stem) < 3]
+        tar.extractall(tmp_path / "cifar10", members=members, filter="data")
+    data = read_image_folder(tmp_path / "cifar10", cache_dir=tmp_path / "cache")
+    assert data.x_train.shape == (30, 3, 32, 32) and data.x_test.shape == (30, 3, 32, 32)
+    assert data.classes[0] == "airplane"
+    assert data.y_train.tolist() == np.repeat(range(10), 3).tolist()
+    assert 40 < data.x_train.mean() < 200  # decoded photos, not blank arrays

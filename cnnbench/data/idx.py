@@ -38,7 +38,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) != header + int(np.prod(shape)):
         raise CnnbenchError(f"{path}: {len(raw) - header} data bytes, but its header says "
                             f"{'×'.join(map(str, shape))}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    # a copy: arrays over the read-only bytes would make read-only (unsafe for torch) tensors
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
 @dataclass(frozen=True)
