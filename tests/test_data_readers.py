@@ -273,7 +273,10 @@ def test_image_folder_split_fraction_is_stratified_and_cached(tmp_path):
     assert len(list(cache.glob("*.npz"))) == 2
 
 
-def test_image_folder_errors(tmp_path):
+def test_image_folder_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_DATA", str(tmp_path))
+    with pytest.raises(CnnbenchError, match="set dataset.root"):
+        DATASETS.get("imagefolder")(DatasetConfig(name="imagefolder"), tmp_path)
     with pytest.raises(CnnbenchError, match="is not a folder"):
         read_image_folder(tmp_path / "nope", cache_dir=tmp_path)
     write_folder(tmp_path / "one", {"only": 2})

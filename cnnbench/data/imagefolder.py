@@ -163,5 +163,8 @@ def read_image_folder(root: Path, *, image_size: int | None = None, channels: in
     locate=lambda root: "the folder named by dataset.root",
 )
 def imagefolder(config, root: Path) -> ArrayDataset:
+    if config.root is None and root == default_data_root():
+        raise CnnbenchError("imagefolder: set dataset.root (or --data-dir) to the image folder, "
+                            "root/<class>/*.png or root/train/<class>/ + root/test/<class>/")
     return read_image_folder(root, image_size=config.image_size, channels=config.channels or 3,
                              test_fraction=config.test_fraction)
