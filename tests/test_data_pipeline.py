@@ -95,6 +95,8 @@ def test_subset_is_stratified_and_fixed():
 
 def test_list_datasets_shows_where_each_is_found(tmp_path, monkeypatch):
     write_mnist(tmp_path / "mnist", gz=True)
+    write_mnist(tmp_path / "kmnist", gz=True)
+    (tmp_path / "kmnist" / "train-images-idx3-ubyte.gz").unlink()
     monkeypatch.setenv("CNNBENCH_DATA", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "400")
     result = runner.invoke(app, ["list", "datasets"])
@@ -104,7 +106,8 @@ def test_list_datasets_shows_where_each_is_found(tmp_path, monkeypatch):
     assert set(rows) >= {"mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100",
                          "imagefolder", "mnist-mini", "synthetic"}
     assert str(tmp_path / "mnist") in rows["mnist"]
-    assert "not found" in rows["kmnist"] and "not found" in rows["cifar10"]
+    assert f"incomplete: 3 of 4 files in {tmp_path / 'kmnist'}" in rows["kmnist"]
+    assert "not found" in rows["fashion-mnist"] and "not found" in rows["cifar10"]
     assert "50,000 train / 10,000 test" in rows["cifar10"] and "standard" in rows["cifar10"]
 
 

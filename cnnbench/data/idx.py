@@ -122,7 +122,11 @@ def _register(name: str, description: str) -> None:
 
     def locate(root: Path) -> str | None:
         files = find_idx(SOURCES[name], root)
-        return str(files[0].parent) if files else None
+        if files:
+            return str(files[0].parent)
+        folder = root / SOURCES[name].folder
+        present = sum(_file_in(folder, split) is not None for split in SPLITS)
+        return f"incomplete: {present} of 4 files in {folder}" if present else None
 
     register_dataset(name, shape="1×28×28", classes=10, sizes="60,000 train / 10,000 test",
                      description=description, locate=locate)(read)
