@@ -6,11 +6,11 @@ same normalisation, same model (ResNet-20, He et al. 2016, option-A shortcuts, 0
 seeded), same optimizer (SGD momentum 0.9), batch 128, CPU. The DataLoader pipeline is the usual
 hand-written one: a map-style Dataset that augments one uint8 image at a time, default collate.
 
-Budget: one warm-up epoch per pipeline outside the clock, then `--repeats` timed epochs per
+Budget: two warm-up steps per pipeline outside the clock, then `--repeats` timed epochs per
 pipeline, interleaved so that load from other processes hits all alike; medians are reported, with
 the pipeline alone (batches drawn, no model) timed the same way. Run:
 
-    python benchmarks/data_pipeline.py    # ~2-3 min on 2 cores; --per-class 100: 1,000 images
+    python benchmarks/data_pipeline.py    # ~3 min on 2 idle cores; --per-class 50: 500 images
 """
 
 from __future__ import annotations
@@ -109,10 +109,14 @@ def extract_subset(archive: Path, dest: Path, per_class: int) -> Path:
     return dest
 
 
-def epoch(batches: Callable[[], Iterable], model: nn.Module | None) -> float:
+def epoch(batches: Callable[[], Iterable], model: nn.Module | None,
+          max_steps: int | None = None) -> float:
+    """Seconds for one pass (or `max_steps` steps) of training, or of drawing batches alone."""
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9) if model else None
     start = time.perf_counter()
-    for x, y in batches():
+    for step, (x, y) in enumerate(batches()):
+        if step == max_steps:
+            break
         if model is not None:
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
@@ -122,7 +126,7 @@ def epoch(batches: Callable[[], Iterable], model: nn.Module | None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-class", type=int, default=100, help="training images per class")
+    parser.add_argument("--per-class", type=int, default=50, help="training images per class")
     parser.add_argument("--repeats", type=int, default=2, help="timed epochs per pipeline")
     parser.add_argument("--archive", type=Path, default=SHARED)
     args = parser.parse_args()
@@ -148,13 +152,15 @@ def main() -> None:
     models = {name: resnet20() for name in pipelines}
     for name, model in models.items():
         model.load_state_dict(init)
-        epoch(pipelines[name], model)  # warm-up, outside the clock
+        epoch(pipelines[name], model, max_steps=2)  # warm-up, outside the clock
     train_s: dict[str, list[float]] = {name: [] for name in pipelines}
     data_s: dict[str, list[float]] = {name: [] for name in pipelines}
     for _ in range(args.repeats):
         for name, batches in pipelines.items():
             train_s[name].append(epoch(batches, models[name]))
             data_s[name].append(epoch(batches, None))
+            print(f"  {name}: epoch {train_s[name][-1]:.2f} s, data only {data_s[name][-1]:.3f} s",
+                  flush=True)
     base = statistics.median(train_s["device-resident (cnnbench)"])
     base_data = statistics.median(data_s["device-resident (cnnbench)"])
     print(f"{'pipeline':28} {'epoch s':>8} {'ratio':>6} {'data only s':>12} {'ratio':>7}")
