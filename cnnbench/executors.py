@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from cnnbench import engine
-from cnnbench.data import DeviceData, load_dataset
+from cnnbench.data import DeviceData, load_dataset, resolve_augment
 from cnnbench.env import environment, resolve_device
 from cnnbench.errors import CnnbenchError
 from cnnbench.models import create_model
@@ -60,7 +60,7 @@ def hparam_columns(hparams: dict[str, Any]) -> dict[str, Any]:
 def prepare_data(config: DatasetConfig, device, data_dir: str | None = None) -> DeviceData:
     arrays = load_dataset(config, data_dir)
     return DeviceData(arrays, device, val_size=config.val_size, val_fraction=config.val_fraction,
-                      subset=config.subset)
+                      subset=config.subset, augment=resolve_augment(config.augment, config.name))
 
 
 def preflight(specs: list[RunSpec], data: DeviceData) -> None:

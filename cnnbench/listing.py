@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 
-from cnnbench.data import DATASET_INFO
+from cnnbench.data import DATASET_INFO, default_data_root
 from cnnbench.models import MODEL_INFO, count_parameters, create_model
 from cnnbench.optim import OPTIMIZERS, effective_defaults, optimizer_def
 
@@ -48,10 +50,17 @@ def optimizers_table() -> Table:
     return table
 
 
-def datasets_table() -> Table:
-    table = Table(title="datasets")
-    for column in ("name", "shape", "classes", "sizes", "description"):
+def datasets_table(root: Path | None = None) -> Table:
+    """Each dataset, and where it is found under the data root (default: $CNNBENCH_DATA, cache)."""
+    root = root or default_data_root()
+    table = Table(title=f"datasets (data root: {root})")
+    for column in ("name", "shape", "classes", "sizes", "augment", "found", "description"):
         table.add_column(column)
     for name, info in sorted(DATASET_INFO.items()):
-        table.add_row(name, info.shape, str(info.classes), info.sizes, info.description)
+        if info.locate is None:
+            found = "always (bundled or generated)"
+        else:
+            found = info.locate(root) or "not found (downloaded on first use)"
+        table.add_row(name, info.shape, str(info.classes), info.sizes, info.augment, found,
+                      info.description)
     return table

@@ -63,14 +63,23 @@ def grid_values(grid: LRGrid) -> list[float]:
     return [float(v) for v in grid] if isinstance(grid, list) else [float(grid)]
 
 
+class AugmentConfig(Strict):
+    """Random crop after zero padding by `crop` pixels, and random horizontal flip."""
+
+    crop: int = Field(0, ge=0)
+    flip: bool = False
+
+
 class DatasetConfig(Strict):
     name: str
     root: str | None = None  # data folder; else --data-dir, CNNBENCH_DATA, the user cache
     val_size: int | None = Field(None, ge=0)
     val_fraction: float | None = Field(None, ge=0, lt=1)
     subset: int | None = Field(None, ge=1, description="train on a stratified subset of N images")
-    augment: Literal["none"] = "none"
+    # none | standard (crop 4 + flip) | {crop: 4, flip: true}; unset: the dataset's default
+    augment: Literal["none", "standard"] | AugmentConfig | None = None
     image_size: int | None = Field(None, ge=1)
+    test_fraction: float | None = Field(None, gt=0, lt=1, description="imagefolder without test/")
     download: bool = True
     # synthetic data only
     channels: int | None = Field(None, ge=1)

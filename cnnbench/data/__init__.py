@@ -1,7 +1,7 @@
 """Datasets: importing this package registers every built-in dataset."""
 
-from cnnbench.data import bundled, synthetic  # noqa: F401  (registers the entries)
-from cnnbench.data.device import DeviceData
+from cnnbench.data import bundled, cifar, idx, imagefolder, synthetic  # noqa: F401  (registers)
+from cnnbench.data.device import Augment, DeviceData, resolve_augment
 from cnnbench.data.registry import (
     DATASET_INFO,
     DATASETS,
@@ -10,8 +10,8 @@ from cnnbench.data.registry import (
     register_dataset,
 )
 
-__all__ = ["DATASETS", "DATASET_INFO", "ArrayDataset", "DeviceData", "default_data_root",
-           "register_dataset", "load_dataset"]
+__all__ = ["DATASETS", "DATASET_INFO", "ArrayDataset", "Augment", "DeviceData",
+           "default_data_root", "register_dataset", "load_dataset", "resolve_augment"]
 
 
 def load_dataset(config, data_dir: str | None = None) -> ArrayDataset:

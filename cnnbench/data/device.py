@@ -1,7 +1,8 @@
-"""The run's data as tensors on its device: uint8 images, normalised batch by batch.
+"""The run's data as tensors on its device: uint8 images, augmented and normalised batch by batch.
 
 Batches are index slices of one tensor and shuffling is a seeded `randperm` on the device: no
-DataLoader, no worker processes, no host-to-device copy per step.
+DataLoader, no worker processes, no host-to-device copy per step. Augmentation (random crop after
+zero padding, horizontal flip) is one gather per batch, drawn from the same seeded generator.
 """
 
 from __future__ import annotations
@@ -12,11 +13,53 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnbench.data.registry import ArrayDataset
+from cnnbench.data.registry import DATASET_INFO, ArrayDataset
 from cnnbench.data.split import stratified_take
 from cnnbench.errors import CnnbenchError
 
 SPLIT_SEED = 0  # the validation split and subsets are fixed across runs and seeds
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Pad by `crop` pixels (zeros) and take a random crop of the original size; flip at random."""
+
+    crop: int = 0
+    flip: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.crop or self.flip)
+
+
+STANDARD = Augment(crop=4, flip=True)  # the usual CIFAR recipe (He et al. 2016)
+
+
+def resolve_augment(value, dataset: str) -> Augment:
+    """A suite's `augment:` (none | standard | {crop, flip} | unset) as an Augment."""
+    if value is None:
+        info = DATASET_INFO.get(dataset)
+        value = info.augment if info is not None else "none"
+    if isinstance(value, str):
+        return STANDARD if value == "standard" else Augment()
+    return Augment(crop=value.crop, flip=value.flip)
+
+
+def augment_batch(x: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
+    """Crop and flip each image of a uint8 (B, C, H, W) batch independently, in one gather."""
+    b, c, h, w = x.shape
+    device, p = x.device, augment.crop
+    if p:
+        x = torch.nn.functional.pad(x, (p, p, p, p))
+    dy = torch.randint(0, 2 * p + 1, (b, 1), generator=generator, device=device)
+    dx = torch.randint(0, 2 * p + 1, (b, 1), generator=generator, device=device)
+    rows = dy + torch.arange(h, device=device)
+    cols = dx + torch.arange(w, device=device)
+    if augment.flip:
+        flip = torch.rand(b, 1, generator=generator, device=device) < 0.5
+        cols = torch.where(flip, cols.flip(1), cols)
+    batch = torch.arange(b, device=device).view(b, 1, 1, 1)
+    channel = torch.arange(c, device=device).view(1, c, 1, 1)
+    return x[batch, channel, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]
 
 
 @dataclass
@@ -32,8 +75,10 @@ class DeviceData:
     """Train / val / test splits on one device, with the train set's per-channel mean and std."""
 
     def __init__(self, data: ArrayDataset, device: torch.device, *, val_size: int | None = None,
-                 val_fraction: float | None = None, subset: int | None = None) -> None:
+                 val_fraction: float | None = None, subset: int | None = None,
+                 augment: Augment = Augment()) -> None:
         self.name, self.classes, self.device = data.name, data.classes, device
+        self.augment = augment
         x, y = data.x_train, data.y_train
         if val_size is None:
             val_size = int(round(len(y) * (0.1 if val_fraction is None else val_fraction)))
@@ -70,12 +115,15 @@ class DeviceData:
 
     def train_batches(self, batch_size: int, generator: torch.Generator
                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled batches (the last one may be smaller)."""
+        """One epoch of shuffled, augmented batches (the last one may be smaller)."""
         n = len(self.train)
         order = torch.randperm(n, generator=generator, device=generator.device)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            yield self.normalize(self.train.x[idx]), self.train.y[idx]
+            x = self.train.x[idx]
+            if self.augment:
+                x = augment_batch(x, self.augment, generator)
+            yield self.normalize(x), self.train.y[idx]
 
     def eval_batches(self, split: Split, batch_size: int
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -40,9 +40,12 @@ class DatasetInfo:
     """What `cnnbench list datasets` shows."""
 
     shape: str
-    classes: int
+    classes: int | str
     sizes: str
     description: str
+    augment: str = "none"  # what `augment:` means when a suite leaves it out
+    # where the dataset is found under a data root, or None; unset: it needs no files
+    locate: Callable[[Path], str | None] | None = None
 
 
 DATASETS: Registry[Callable[..., ArrayDataset]] = Registry("dataset")

@@ -16,7 +16,7 @@ def stratified_take(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, 
     remainder = counts * n / len(labels) - quota
     quota[np.argsort(-remainder, kind="stable")[: n - quota.sum()]] += 1
     taken = []
-    for cls, k in zip(classes, quota):
+    for cls, k in zip(classes, quota, strict=True):
         idx = np.flatnonzero(labels == cls)
         taken.append(rng.permutation(idx)[:k])
     taken = np.sort(np.concatenate(taken))
