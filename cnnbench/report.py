@@ -1,46 +1,382 @@
-"""Render analysis tables with rich."""
+"""Render the analysis: rich tables for the terminal, and the same content as Markdown, CSV or
+JSON. All numbers come from cnnbench.analysis; this module only formats them."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cnnbench.analysis import best_lr
+from cnnbench import analysis
+from cnnbench.errors import CnnbenchError
+
+FORMATS = ("table", "markdown", "csv", "json")
+BARS = "▁▂▃▄▅▆▇█"
+BEST_MARK, FAILED_MARK = "●", "×"
+DASH = "—"
 
 
-def _pct(value: float) -> str:
-    return "—" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
+# ── numbers as text ─────────────────────────────────────────────────────────────────────────
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def best_lr_table(runs: pd.DataFrame, metric: str = "val_acc", title: str = "") -> Table:
-    best = best_lr(runs, metric)
-    table = Table(title=title or f"best learning rate per model and optimizer (by mean {metric})")
-    for column in ("model", "optimizer", "best lr", metric, "test acc (mean ± std)", "seeds",
-                   "s/epoch", "ok/diverged/failed"):
-        table.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
-    for row in best.itertuples(index=False):
-        row = row._asdict()
-        lr = f"{row['best_lr']:.3g}" + (" ⚠ edge" if row["on_edge"] else "")
-        value = row[metric]
-        shown = _pct(value) if metric.endswith("acc") else f"{value:.4f}"
-        std = "" if math.isnan(row["test_acc_std"]) else f" ± {100 * row['test_acc_std']:.2f}"
-        table.add_row(row["model"], row["optimizer"], lr, shown,
-                      f"{_pct(row['test_acc_mean'])}{std}", str(row["seeds"]),
-                      f"{row['s_per_epoch']:.2f}", f"{row['ok']}/{row['diverged']}/{row['failed']}")
+def fmt_metric(value: float, metric: str) -> str:
+    """An accuracy in percent (the column header says %), a loss as is."""
+    if _missing(value):
+        return DASH
+    if metric.endswith("acc"):
+        return f"{100 * value:.2f}"
+    return f"{value:.4f}" if math.isfinite(value) else "∞"
+
+
+def metric_header(metric: str) -> str:
+    return f"{metric} %" if metric.endswith("acc") else metric
+
+
+def fmt_seconds(value: float) -> str:
+    if _missing(value):
+        return DASH
+    return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+
+
+def fmt_bytes(value: float) -> str:
+    if _missing(value):
+        return DASH
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def fmt_flops(value: float) -> str:
+    if _missing(value):
+        return DASH
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}FLOP"
+    return f"{value:.3g} FLOP"
+
+
+# ── the protocol's tables ───────────────────────────────────────────────────────────────────
+class Report:
+    """Everything one report shows, computed once from the results."""
+
+    def __init__(self, runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
+                 metric: str = "val_acc", at: str = "final",
+                 by: Sequence[str] = analysis.DEFAULT_BY, tolerance: float = 0.01,
+                 target: tuple[str, float] | None = None) -> None:
+        self.metric, self.at, self.tolerance = metric, at, tolerance
+        self.test = analysis.test_metric(metric)
+        self.best = analysis.best_lr(runs, history, metric=metric, at=at, by=by,
+                                     tolerance=tolerance, target=target)
+        self.keys: list[str] = self.best.attrs["keys"]
+        self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by)
+        self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
+        self.ranks = analysis.mean_rank(self.costs)
+
+    @property
+    def problem_keys(self) -> list[str]:
+        return [k for k in self.keys if k != "optimizer"]
+
+    def winners(self) -> pd.Series:
+        """True on the rows whose optimizer has the best selection score of its problem."""
+        lower = analysis.lower_is_better(self.metric)
+        score = self.best[self.metric].astype(float)
+        if not self.problem_keys:
+            top = score.min() if lower else score.max()
+            return score == top
+        tops = score.groupby([self.best[k].astype(str) for k in self.problem_keys]).transform(
+            "min" if lower else "max")
+        return score == tops
+
+    def warnings(self) -> list[str]:
+        out = []
+        for row in self.best.to_dict("records"):
+            name = " / ".join(str(row[k]) for k in self.keys)
+            if row["on_edge"]:
+                out.append(f"the best lr of {name} ({row['best_lr']:.3g}) is on the edge of its "
+                           f"grid [{row['lr_min']:.3g}, {row['lr_max']:.3g}]: the optimum may "
+                           "lie outside it; widen the grid")
+            if row["grid_points"] == 1:
+                out.append(f"{name} was run at one lr only: no lr was selected")
+            if row["ok"] == 0:
+                out.append(f"no run of {name} finished ok")
+        return out
+
+    def rows(self) -> list[dict[str, str]]:
+        """The best-lr table as display strings, one dict per row, in column order."""
+        show_flops = self.best["flops_to_target"].notna().any()
+        rows = []
+        for row in self.best.to_dict("records"):
+            cells = {k: str(row[k]) for k in self.keys}
+            cells["best lr"] = f"{row['best_lr']:.3g}" + (" ⚠" if row["on_edge"] else "")
+            cells[metric_header(self.metric)] = fmt_metric(row[self.metric], self.metric)
+            mean, std = row[f"{self.test}_mean"], row[f"{self.test}_std"]
+            cells[f"{metric_header(self.test)} ± std"] = fmt_metric(mean, self.test) + (
+                "" if _missing(std) else f" ± {fmt_metric(std, self.test)}")
+            cells["95% CI"] = DASH if _missing(row["test_ci_lo"]) else (
+                f"{fmt_metric(row['test_ci_lo'], self.test)}–"
+                f"{fmt_metric(row['test_ci_hi'], self.test)}")
+            cells["n"] = str(row["seeds"])
+            cells["near best"] = DASH if _missing(row["sensitivity_share"]) else (
+                f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%")
+            cells["s/epoch"] = fmt_seconds(row["s_per_epoch"])
+            cells["to target s"] = DASH if row["target_reached"] == 0 else (
+                f"{fmt_seconds(row['time_to_target_s'])} ({row['target_reached']}/"
+                f"{row['seeds']})")
+            if show_flops:
+                cells["FLOPs to target"] = fmt_flops(row["flops_to_target"])
+            cells["peak mem"] = fmt_bytes(row["peak_bytes"])
+            cells["ok/div/fail"] = f"{row['ok']}/{row['diverged']}/{row['failed']}"
+            rows.append(cells)
+        return rows
+
+    def sparklines(self, *, marked: bool) -> list[tuple[dict[str, str], Text]]:
+        """Per group, the mean score across the lr grid as bars scaled per problem; ● marks
+        the best lr, × an lr where every seed failed (yellow bars: some seeds failed)."""
+        lower = analysis.lower_is_better(self.metric)
+        worst = analysis.worst_value(self.metric)
+        out = []
+        curve = self.curve.assign(_problem=self.curve[self.problem_keys].astype(str).agg(
+            "/".join, axis=1) if self.problem_keys else "")
+        for _, per_problem in curve.groupby("_problem", sort=False):
+            finite = per_problem.loc[per_problem["score"] != worst, "score"]
+            lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+            for key, group in per_problem.groupby(self.keys, sort=True):
+                label = dict(zip(self.keys, key, strict=True))
+                best = self.best.merge(pd.DataFrame([label]), on=self.keys)["best_lr"].iloc[0]
+                text = Text()
+                for point in group.sort_values("lr").to_dict("records"):
+                    if point["ok"] == 0:
+                        text.append(FAILED_MARK, style="bold red" if marked else "")
+                        continue
+                    level = 0.5 if hi == lo else (point["score"] - lo) / (hi - lo)
+                    level = 1 - level if lower else level  # taller bar = better
+                    bar = BARS[min(len(BARS) - 1, max(0, round(level * (len(BARS) - 1))))]
+                    style = "yellow" if point["diverged"] + point["failed"] else ""
+                    if point["lr"] == best:
+                        bar, style = BEST_MARK, "bold green"
+                    text.append(bar, style=style if marked else "")
+                grid = group["lr"]
+                label["lr grid"] = f"{grid.min():.3g} … {grid.max():.3g} ({len(grid)})"
+                out.append((label, text))
+        return out
+
+    def rank_line(self) -> str:
+        if self.ranks.empty:
+            return ""
+        ranks = ", ".join(f"{opt} {rank:.2f}" for opt, rank in self.ranks.items())
+        return (f"mean rank over {len(self.costs)} problem(s), by {self.cost_name} "
+                f"(1 = best): {ranks}")
+
+
+def _problem_changes(report: Report) -> list[bool]:
+    """True where a row starts a new problem, to draw a line between problems."""
+    keys = report.problem_keys
+    values = report.best[keys].astype(str).agg("/".join, axis=1) if keys else None
+    return [] if values is None else list(values.ne(values.shift()))
+
+
+def best_table(report: Report, title: str = "") -> Table:
+    rows = report.rows()
+    table = Table(title=title or f"best lr per {' × '.join(report.keys)} "
+                                 f"(by mean {report.metric} over seeds, {report.at} epoch)",
+                  box=box.SIMPLE_HEAD)
+    for column in rows[0] if rows else ():
+        table.add_column(column, justify="left" if column in report.keys else "right")
+    winners = report.winners()
+    starts = _problem_changes(report)
+    for i, (cells, row) in enumerate(zip(rows, report.best.to_dict("records"), strict=True)):
+        styled = []
+        for column, value in cells.items():
+            style = ""
+            if winners.iloc[i] and column in ("optimizer", metric_header(report.metric)):
+                style = "bold green"
+            if column == "ok/div/fail" and row["diverged"] + row["failed"]:
+                style = "red"
+            if column == "best lr" and row["on_edge"]:
+                style = "yellow"
+            if column.startswith(report.test) and row["ok"] < row["runs"] and \
+                    row[f"{report.test}_mean"] == analysis.worst_value(report.metric):
+                style = "red"
+            styled.append(Text(value, style=style))
+        table.add_row(*styled, end_section=i + 1 < len(starts) and starts[i + 1])
     return table
 
 
-def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc") -> None:
+def curve_table(report: Report) -> Table:
+    table = Table(title=f"mean {report.metric} across the lr grid, low → high "
+                        f"({BEST_MARK} best, {FAILED_MARK} all seeds failed)",
+                  box=box.SIMPLE_HEAD)
+    for column in (*report.keys, "lr grid", "curve"):
+        table.add_column(column)
+    for label, text in report.sparklines(marked=True):
+        table.add_row(*(str(label[k]) for k in (*report.keys, "lr grid")), text)
+    return table
+
+
+def print_report(report: Report, console: Console) -> None:
+    if report.best.empty:
+        console.print("no finished runs yet")
+        return
+    console.print(best_table(report))
+    console.print(curve_table(report))
+    if line := report.rank_line():
+        console.print(line)
+    for warning in report.warnings():
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+
+
+def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc", *,
+                  history: pd.DataFrame | None = None, at: str = "final",
+                  by: Sequence[str] = analysis.DEFAULT_BY, tolerance: float = 0.01,
+                  target: tuple[str, float] | None = None) -> None:
+    """Print the best-lr report of `runs` (the entry point `cnnbench run` uses after a suite)."""
     if runs.empty:
         console.print("no finished runs yet")
         return
-    console.print(best_lr_table(runs, metric))
-    edges = best_lr(runs, metric)
-    edges = edges[edges["on_edge"]]
-    for row in edges.itertuples(index=False):
-        console.print(f"[yellow]warning[/]: the best lr of {row.model} / {row.optimizer} "
-                      f"({row.best_lr:.3g}) is on the edge of its grid: the optimum may lie "
-                      "outside it; widen the grid")
+    print_report(Report(runs, history, metric=metric, at=at, by=by, tolerance=tolerance,
+                        target=target), console)
+
+
+# ── plain-text formats ──────────────────────────────────────────────────────────────────────
+def _escape(cell: str) -> str:
+    return cell.replace("|", r"\|")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    right = [not h.startswith(("model", "optimizer", "dataset", "batch", "curve", "lr grid"))
+             for h in header]
+    lines = ["| " + " | ".join(_escape(h) for h in header) + " |",
+             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
+    lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(report: Report) -> str:
+    if report.best.empty:
+        return "no finished runs yet\n"
+    rows = report.rows()
+    winners = report.winners()
+    for cells, winner in zip(rows, winners, strict=True):
+        if winner:
+            cells["optimizer"] = f"**{cells['optimizer']}**"
+    parts = [f"**Best lr** per {' × '.join(report.keys)}: best mean {report.metric} over "
+             f"seeds at the {report.at} epoch; {report.test} at that lr (mean ± std, 95% "
+             f"bootstrap CI); bold = best of its problem.", "",
+             markdown_table(list(rows[0]), [list(r.values()) for r in rows]), "",
+             f"**{report.metric} across the lr grid** (low → high; {BEST_MARK} best, "
+             f"{FAILED_MARK} all seeds failed):", ""]
+    lines = report.sparklines(marked=False)
+    header = [*report.keys, "lr grid", "curve"]
+    parts.append(markdown_table(header, [[str(label[k]) for k in header[:-1]] + [text.plain]
+                                         for label, text in lines]))
+    if line := report.rank_line():
+        parts += ["", line[0].upper() + line[1:] + "."]
+    parts += [""] + [f"> ⚠ {w}" for w in report.warnings()]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def to_json(report: Report) -> str:
+    doc = {"protocol": {"metric": report.metric, "at": report.at, "group_by": report.keys,
+                        "tolerance": report.tolerance, "test_metric": report.test},
+           "best": _records(report.best), "curves": _records(report.curve),
+           "mean_rank": {"cost": report.cost_name, **report.ranks.to_dict()},
+           "warnings": report.warnings()}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def to_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    report.best.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def write_report(report: Report, console: Console, fmt: str) -> None:
+    """Show the report in one of FORMATS; text formats go to stdout unstyled."""
+    if fmt not in FORMATS:
+        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "table":
+        print_report(report, console)
+        return
+    text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](report)
+    console.file.write(text)
+
+
+# ── two result sets side by side ────────────────────────────────────────────────────────────
+def _flag(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "?"}[value]
+
+
+def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str, str]]:
+    rows = []
+    for row in table.to_dict("records"):
+        cells = {k: str(row[k]) for k in ("model", "optimizer") if k in row}
+        if "batch" in row:
+            cells["batch"] = str(row["batch"])
+        cells["lr"] = f"{row['lr']:.3g}"
+        cells["seeds"] = f"{row['both_ok']}/{row['seeds']}"
+        cells["s/epoch A"] = fmt_seconds(row["s_per_epoch_a"])
+        cells["s/epoch B"] = fmt_seconds(row["s_per_epoch_b"])
+        cells["time B/A"] = DASH if _missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
+        cells["time beyond noise"] = _flag(row["time_flag"])
+        cells["memory B/A"] = DASH if _missing(row["memory_ratio"]) else \
+            f"{row['memory_ratio']:.2f}×"
+        cells[f"{metric} A"] = fmt_metric(row[f"{metric}_a"], metric)
+        cells[f"{metric} B"] = fmt_metric(row[f"{metric}_b"], metric)
+        diff = row[f"{metric}_diff"]
+        cells["B − A"] = DASH if _missing(diff) else (
+            f"{100 * diff:+.2f} pt" if metric.endswith("acc") else f"{diff:+.4f}")
+        cells[f"{metric} beyond noise"] = _flag(row[f"{metric}_flag"])
+        rows.append(cells)
+    return rows
+
+
+COMPARE_NOTE = ("B/A: ratio of means over seeds; beyond noise: |difference of means| > 2 "
+                "standard errors (Welch, seeds that finished ok on both sides; time on a log "
+                "scale); ? = fewer than 2 seeds, noise unknown")
+
+
+def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
+                  metric: str = "test_acc", names: tuple[str, str] = ("A", "B")) -> None:
+    if fmt not in FORMATS:
+        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "csv":
+        console.file.write(table.to_csv(index=False))
+        return
+    if fmt == "json":
+        console.file.write(json.dumps({"a": names[0], "b": names[1],
+                                       "runs": _records(table)}, indent=2) + "\n")
+        return
+    if table.empty:
+        console.print("no common runs: nothing to compare (runs match by run_id, or by model, "
+                      "optimizer, lr and seed)")
+        return
+    rows = compare_rows(table, metric)
+    legend = f"A = {names[0]}, B = {names[1]}"
+    if fmt == "markdown":
+        console.file.write(f"{legend}\n\n" + markdown_table(list(rows[0]), [list(r.values())
+                                                                           for r in rows])
+                           + f"\n\n{COMPARE_NOTE}.\n")
+        return
+    out = Table(title=f"{legend}: {len(table)} common configuration(s)", box=box.SIMPLE_HEAD)
+    for column in rows[0]:
+        out.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
+    for cells in rows:
+        out.add_row(*(Text(v, style="bold yellow" if v == "yes" else "") for v in cells.values()))
+    console.print(out)
+    console.print(COMPARE_NOTE, highlight=False)
