@@ -113,64 +113,88 @@ class Report:
                 out.append(f"no run of {name} finished ok")
         return out
 
-    def rows(self) -> list[dict[str, str]]:
-        """The best-lr table as display strings, one dict per row, in column order."""
+    def rows(self) -> list[dict[str, Text]]:
+        """The report, one dict of styled cells per group, in column order: the protocol's
+        choice (up to `n`), then the lr curve and the costs (from `curve` on)."""
         show_flops = self.best["flops_to_target"].notna().any()
+        curves = self.sparklines()
+        worst = analysis.worst_value(self.metric)
         rows = []
-        for row in self.best.to_dict("records"):
-            cells = {k: str(row[k]) for k in self.keys}
-            cells["best lr"] = f"{row['best_lr']:.3g}" + (" ⚠" if row["on_edge"] else "")
-            cells[metric_header(self.metric)] = fmt_metric(row[self.metric], self.metric)
+        for row, winner in zip(self.best.to_dict("records"), self.winners(), strict=True):
+            win = "bold green" if winner else ""
+            failed_at_best = "red" if row[f"{self.test}_mean"] == worst else ""
+            cells = {k: Text(str(row[k]), style=win if k == "optimizer" else "")
+                     for k in self.keys}
+            cells["best lr"] = Text(f"{row['best_lr']:.3g}" + (" ⚠" if row["on_edge"] else ""),
+                                    style="yellow" if row["on_edge"] else "")
+            cells[metric_header(self.metric)] = Text(fmt_metric(row[self.metric], self.metric),
+                                                     style=win)
             mean, std = row[f"{self.test}_mean"], row[f"{self.test}_std"]
-            cells[f"{metric_header(self.test)} ± std"] = fmt_metric(mean, self.test) + (
-                "" if _missing(std) else f" ± {fmt_metric(std, self.test)}")
-            cells["95% CI"] = DASH if _missing(row["test_ci_lo"]) else (
+            cells[f"{metric_header(self.test)} ± std"] = Text(fmt_metric(mean, self.test) + (
+                "" if _missing(std) else f" ± {fmt_metric(std, self.test)}"), failed_at_best)
+            cells["95% CI"] = Text(DASH if _missing(row["test_ci_lo"]) else (
                 f"{fmt_metric(row['test_ci_lo'], self.test)}–"
-                f"{fmt_metric(row['test_ci_hi'], self.test)}")
-            cells["n"] = str(row["seeds"])
-            cells["near best"] = DASH if _missing(row["sensitivity_share"]) else (
-                f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%")
-            cells["s/epoch"] = fmt_seconds(row["s_per_epoch"])
-            cells["to target s"] = DASH if row["target_reached"] == 0 else (
+                f"{fmt_metric(row['test_ci_hi'], self.test)}"))
+            cells["n"] = Text(str(row["seeds"]))
+            cells["curve"] = curves[tuple(str(row[k]) for k in self.keys)]
+            cells["near best"] = Text(DASH if _missing(row["sensitivity_share"]) else (
+                f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%"))
+            cells["s/epoch"] = Text(fmt_seconds(row["s_per_epoch"]))
+            cells["to target s"] = Text(DASH if row["target_reached"] == 0 else (
                 f"{fmt_seconds(row['time_to_target_s'])} ({row['target_reached']}/"
-                f"{row['seeds']})")
+                f"{row['seeds']})"))
             if show_flops:
-                cells["FLOPs to target"] = fmt_flops(row["flops_to_target"])
-            cells["peak mem"] = fmt_bytes(row["peak_bytes"])
-            cells["ok/div/fail"] = f"{row['ok']}/{row['diverged']}/{row['failed']}"
+                cells["FLOPs to target"] = Text(fmt_flops(row["flops_to_target"]))
+            cells["peak mem"] = Text(fmt_bytes(row["peak_bytes"]))
+            cells["ok/div/fail"] = Text(f"{row['ok']}/{row['diverged']}/{row['failed']}",
+                                        style="red" if row["diverged"] + row["failed"] else "")
             rows.append(cells)
         return rows
 
-    def sparklines(self, *, marked: bool) -> list[tuple[dict[str, str], Text]]:
-        """Per group, the mean score across the lr grid as bars scaled per problem; ● marks
-        the best lr, × an lr where every seed failed (yellow bars: some seeds failed)."""
+    def grid_label(self) -> str:
+        """The lr grid, when every group shares one; else empty."""
+        grids = {tuple(g) for _, g in self.curve.groupby(self.keys)["lr"]}
+        if len(grids) != 1:
+            return ""
+        grid = next(iter(grids))
+        return f"lr {grid[0]:.3g} … {grid[-1]:.3g}, {len(grid)} points"
+
+    def sparklines(self) -> dict[tuple[str, ...], Text]:
+        """Per group, the mean score across its lr grid (low → high) as bars scaled per
+        problem, taller = better; ● marks the best lr, × an lr where every seed failed
+        (yellow bars: some seeds failed)."""
         lower = analysis.lower_is_better(self.metric)
         worst = analysis.worst_value(self.metric)
-        out = []
+        best = {tuple(str(r[k]) for k in self.keys): r["best_lr"]
+                for r in self.best.to_dict("records")}
+        out = {}
         curve = self.curve.assign(_problem=self.curve[self.problem_keys].astype(str).agg(
             "/".join, axis=1) if self.problem_keys else "")
         for _, per_problem in curve.groupby("_problem", sort=False):
             finite = per_problem.loc[per_problem["score"] != worst, "score"]
             lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
             for key, group in per_problem.groupby(self.keys, sort=True):
-                label = dict(zip(self.keys, key, strict=True))
-                best = self.best.merge(pd.DataFrame([label]), on=self.keys)["best_lr"].iloc[0]
+                key = tuple(str(k) for k in key)
                 text = Text()
                 for point in group.sort_values("lr").to_dict("records"):
                     if point["ok"] == 0:
-                        text.append(FAILED_MARK, style="bold red" if marked else "")
+                        text.append(FAILED_MARK, style="bold red")
                         continue
                     level = 0.5 if hi == lo else (point["score"] - lo) / (hi - lo)
-                    level = 1 - level if lower else level  # taller bar = better
+                    level = 1 - level if lower else level
                     bar = BARS[min(len(BARS) - 1, max(0, round(level * (len(BARS) - 1))))]
                     style = "yellow" if point["diverged"] + point["failed"] else ""
-                    if point["lr"] == best:
+                    if point["lr"] == best[key]:
                         bar, style = BEST_MARK, "bold green"
-                    text.append(bar, style=style if marked else "")
-                grid = group["lr"]
-                label["lr grid"] = f"{grid.min():.3g} … {grid.max():.3g} ({len(grid)})"
-                out.append((label, text))
+                    text.append(bar, style=style)
+                out[key] = text
         return out
+
+    def parts(self) -> tuple[list[str], list[str]]:
+        """The columns of the two tables: the choice of lr, then its curve and costs."""
+        columns = list(self.rows()[0])
+        split = columns.index("curve")
+        return columns[:split], [*self.keys, *columns[split:]]
 
     def rank_line(self) -> str:
         if self.ranks.empty:
@@ -187,52 +211,39 @@ def _problem_changes(report: Report) -> list[bool]:
     return [] if values is None else list(values.ne(values.shift()))
 
 
-def best_table(report: Report, title: str = "") -> Table:
-    rows = report.rows()
-    table = Table(title=title or f"best lr per {' × '.join(report.keys)} "
-                                 f"(by mean {report.metric} over seeds, {report.at} epoch)",
-                  box=box.SIMPLE_HEAD)
-    for column in rows[0] if rows else ():
-        table.add_column(column, justify="left" if column in report.keys else "right")
-    winners = report.winners()
+def _table(report: Report, title: str, columns: list[str],
+           rows: list[dict[str, Text]]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in (*report.keys, "curve") else
+                         "right", no_wrap=column not in report.keys)
     starts = _problem_changes(report)
-    for i, (cells, row) in enumerate(zip(rows, report.best.to_dict("records"), strict=True)):
-        styled = []
-        for column, value in cells.items():
-            style = ""
-            if winners.iloc[i] and column in ("optimizer", metric_header(report.metric)):
-                style = "bold green"
-            if column == "ok/div/fail" and row["diverged"] + row["failed"]:
-                style = "red"
-            if column == "best lr" and row["on_edge"]:
-                style = "yellow"
-            if column.startswith(report.test) and row["ok"] < row["runs"] and \
-                    row[f"{report.test}_mean"] == analysis.worst_value(report.metric):
-                style = "red"
-            styled.append(Text(value, style=style))
-        table.add_row(*styled, end_section=i + 1 < len(starts) and starts[i + 1])
+    for i, cells in enumerate(rows):
+        table.add_row(*(cells[c] for c in columns),
+                      end_section=i + 1 < len(starts) and starts[i + 1])
     return table
 
 
-def curve_table(report: Report) -> Table:
-    table = Table(title=f"mean {report.metric} across the lr grid, low → high "
-                        f"({BEST_MARK} best, {FAILED_MARK} all seeds failed)",
-                  box=box.SIMPLE_HEAD)
-    for column in (*report.keys, "lr grid", "curve"):
-        table.add_column(column)
-    for label, text in report.sparklines(marked=True):
-        table.add_row(*(str(label[k]) for k in (*report.keys, "lr grid")), text)
-    return table
+def _titles(report: Report) -> tuple[str, str]:
+    grid = report.grid_label()
+    return (f"best lr per {' × '.join(report.keys)}: best mean {report.metric} over seeds "
+            f"({report.at} epoch); {report.test} there, mean ± std and 95% bootstrap CI",
+            f"{report.metric} across the lr grid{f' ({grid})' if grid else ''}: "
+            f"{BEST_MARK} best, {FAILED_MARK} all seeds failed; near best = lr within "
+            f"{report.tolerance:g} of the best, in decades and share of the grid")
 
 
 def print_report(report: Report, console: Console) -> None:
     if report.best.empty:
         console.print("no finished runs yet")
         return
-    console.print(best_table(report))
-    console.print(curve_table(report))
+    rows = report.rows()
+    choice, costs = report.parts()
+    titles = _titles(report)
+    console.print(_table(report, titles[0], choice, rows))
+    console.print(_table(report, titles[1], costs, rows))
     if line := report.rank_line():
-        console.print(line)
+        console.print(line, highlight=False)
     for warning in report.warnings():
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
 
@@ -267,22 +278,15 @@ def to_markdown(report: Report) -> str:
     if report.best.empty:
         return "no finished runs yet\n"
     rows = report.rows()
-    winners = report.winners()
-    for cells, winner in zip(rows, winners, strict=True):
-        if winner:
-            cells["optimizer"] = f"**{cells['optimizer']}**"
-    parts = [f"**Best lr** per {' × '.join(report.keys)}: best mean {report.metric} over "
-             f"seeds at the {report.at} epoch; {report.test} at that lr (mean ± std, 95% "
-             f"bootstrap CI); bold = best of its problem.", "",
-             markdown_table(list(rows[0]), [list(r.values()) for r in rows]), "",
-             f"**{report.metric} across the lr grid** (low → high; {BEST_MARK} best, "
-             f"{FAILED_MARK} all seeds failed):", ""]
-    lines = report.sparklines(marked=False)
-    header = [*report.keys, "lr grid", "curve"]
-    parts.append(markdown_table(header, [[str(label[k]) for k in header[:-1]] + [text.plain]
-                                         for label, text in lines]))
+    for cells in rows:
+        if cells["optimizer"].style:  # the winner of its problem
+            cells["optimizer"] = Text(f"**{cells['optimizer'].plain}**")
+    parts = []
+    for title, columns in zip(_titles(report), report.parts(), strict=True):
+        parts += [f"**{title}**", "", markdown_table(
+            columns, [[r[c].plain for c in columns] for r in rows]), ""]
     if line := report.rank_line():
-        parts += ["", line[0].upper() + line[1:] + "."]
+        parts += [line[0].upper() + line[1:] + ". Bold: the best optimizer of its problem."]
     parts += [""] + [f"> ⚠ {w}" for w in report.warnings()]
     return "\n".join(parts).rstrip() + "\n"
 
