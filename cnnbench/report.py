@@ -180,8 +180,11 @@ class Report:
                     if point["ok"] == 0:
                         text.append(FAILED_MARK, style="bold red")
                         continue
-                    level = 0.5 if hi == lo else (point["score"] - lo) / (hi - lo)
-                    level = 1 - level if lower else level
+                    if not math.isfinite(point["score"]):  # a loss with some seeds failed
+                        level = 0.0
+                    else:
+                        level = 0.5 if hi == lo else (point["score"] - lo) / (hi - lo)
+                        level = 1 - level if lower else level
                     bar = BARS[min(len(BARS) - 1, max(0, round(level * (len(BARS) - 1))))]
                     style = "yellow" if point["diverged"] + point["failed"] else ""
                     if point["lr"] == best[key]:
