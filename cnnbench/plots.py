@@ -63,6 +63,8 @@ def lr_sensitivity(report: Report) -> Figure:
     scale = _scale(report.metric)
     for ax, problem in zip(axes, problems, strict=True):
         part = curve.merge(pd.DataFrame([problem]), on=list(problem)) if problem else curve
+        part_best = report.best.merge(pd.DataFrame([problem]), on=list(problem)) if problem \
+            else report.best
         for optimizer, group in part.groupby("optimizer", sort=True):
             group = group.sort_values("lr")
             style = styles[optimizer]
@@ -70,6 +72,11 @@ def lr_sensitivity(report: Report) -> Figure:
                     marker=style["marker"], markersize=4)
             ax.fill_between(group["lr"], group["min"] * scale, group["max"] * scale,
                             color=style["color"], alpha=0.2, linewidth=0)
+            best = part_best.loc[part_best["optimizer"] == optimizer, "best_lr"]
+            chosen = group[group["lr"].isin(best)]
+            ax.plot(chosen["lr"], chosen["mean"] * scale, linestyle="none", marker="o",
+                    markersize=12, markerfacecolor="none", markeredgecolor=style["color"],
+                    markeredgewidth=1.5)
             failed = group[group["ok"] == 0]
             if len(failed):
                 # at the bottom edge: a failed run has no value to place it at
@@ -83,7 +90,8 @@ def lr_sensitivity(report: Report) -> Figure:
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(f"LR sensitivity: mean {report.metric} over seeds\n"
-                 "band: min–max over seeds; ×: every seed diverged or failed", fontsize="medium")
+                 "band: min–max over seeds; ○: best lr; ×: every seed diverged or failed",
+                 fontsize="medium")
     return fig
 
 
