@@ -51,11 +51,11 @@ def fmt_seconds(value: float) -> str:
 def fmt_bytes(value: float) -> str:
     if _missing(value):
         return DASH
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")
+    return f"{value:.1f} GiB"
 
 
 def fmt_flops(value: float) -> str:
@@ -193,9 +193,9 @@ class Report:
                 out[key] = text
         return out
 
-    def parts(self) -> tuple[list[str], list[str]]:
+    def parts(self, rows: list[dict[str, Text]]) -> tuple[list[str], list[str]]:
         """The columns of the two tables: the choice of lr, then its curve and costs."""
-        columns = list(self.rows()[0])
+        columns = list(rows[0])
         split = columns.index("curve")
         return columns[:split], [*self.keys, *columns[split:]]
 
@@ -241,7 +241,7 @@ def print_report(report: Report, console: Console) -> None:
         console.print("no finished runs yet")
         return
     rows = report.rows()
-    choice, costs = report.parts()
+    choice, costs = report.parts(rows)
     titles = _titles(report)
     console.print(_table(report, titles[0], choice, rows))
     console.print(_table(report, titles[1], costs, rows))
@@ -285,7 +285,7 @@ def to_markdown(report: Report) -> str:
         if cells["optimizer"].style:  # the winner of its problem
             cells["optimizer"] = Text(f"**{cells['optimizer'].plain}**")
     parts = []
-    for title, columns in zip(_titles(report), report.parts(), strict=True):
+    for title, columns in zip(_titles(report), report.parts(rows), strict=True):
         parts += [f"**{title}**", "", markdown_table(
             columns, [[r[c].plain for c in columns] for r in rows]), ""]
     if line := report.rank_line():

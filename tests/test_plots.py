@@ -95,3 +95,12 @@ def test_report_plots_option(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / "lr_sensitivity.png").stat().st_size > 10_000
     assert (tmp_path / "p" / "performance_profile.svg").exists()
+
+
+def test_run_writes_figures_when_asked(tmp_path, write_suite):
+    suite = write_suite(seeds=1)
+    result = CliRunner().invoke(app, ["run", str(suite), "--out", str(tmp_path / "r"),
+                                      "--plots", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    assert "best lr per model × optimizer" in result.output
+    assert (tmp_path / "figs" / "learning_curves.png").stat().st_size > 10_000
