@@ -229,8 +229,9 @@ def _table(report: Report, title: str, columns: list[str],
 
 def _titles(report: Report) -> tuple[str, str]:
     grid = report.grid_label()
-    return (f"best lr per {' × '.join(report.keys)}: best mean {report.metric} over seeds "
-            f"({report.at} epoch); {report.test} there, mean ± std and 95% bootstrap CI",
+    return (f"best learning rate per {' × '.join(report.keys)}: best mean {report.metric} "
+            f"over seeds ({report.at} epoch); {report.test} there, mean ± std and 95% "
+            "bootstrap CI",
             f"{report.metric} across the lr grid{f' ({grid})' if grid else ''}: "
             f"{BEST_MARK} best, {FAILED_MARK} all seeds failed; near best = lr within "
             f"{report.tolerance:g} of the best, in decades and share of the grid")

@@ -102,5 +102,5 @@ def test_run_writes_figures_when_asked(tmp_path, write_suite):
     result = CliRunner().invoke(app, ["run", str(suite), "--out", str(tmp_path / "r"),
                                       "--plots", str(tmp_path / "figs")])
     assert result.exit_code == 0, result.output
-    assert "best lr per model × optimizer" in result.output
+    assert "best learning rate per model × optimizer" in result.output
     assert (tmp_path / "figs" / "learning_curves.png").stat().st_size > 10_000

@@ -40,7 +40,7 @@ def _invoke(*args: str):
 
 def test_table_shows_best_lr_curves_winner_and_edge_warning(results):
     out = _invoke("report", results)
-    assert "best lr per model × optimizer" in out
+    assert "best learning rate per model × optimizer" in out
     assert "●●" not in out and "×" in out  # failed grid points marked
     assert "0.01 ⚠" in out  # adam's best on mlp is the grid's low end
     assert "warning: the best lr of mlp / adam (0.01) is on the edge" in out
@@ -101,7 +101,7 @@ def test_render_report_keeps_its_signature():
     render_report(_results(), console, "val_loss")
     render_report(rf.runs(), console)
     text = console.file.getvalue()
-    assert "best lr per model × optimizer" in text and "no finished runs yet" in text
+    assert "best learning rate per model × optimizer" in text and "no finished runs yet" in text
 
 
 def test_a_group_where_every_run_failed():
