@@ -119,6 +119,7 @@ class Report:
         show_flops = self.best["flops_to_target"].notna().any()
         curves = self.sparklines()
         worst = analysis.worst_value(self.metric)
+        shared_grid = bool(self.grid_label())
         rows = []
         for row, winner in zip(self.best.to_dict("records"), self.winners(), strict=True):
             win = "bold green" if winner else ""
@@ -136,6 +137,9 @@ class Report:
                 f"{fmt_metric(row['test_ci_lo'], self.test)}–"
                 f"{fmt_metric(row['test_ci_hi'], self.test)}"))
             cells["n"] = Text(str(row["seeds"]))
+            if not shared_grid:  # else the title names the one grid
+                cells["lr grid"] = Text(f"{row['lr_min']:.3g} … {row['lr_max']:.3g} "
+                                        f"({row['grid_points']})")
             cells["curve"] = curves[tuple(str(row[k]) for k in self.keys)]
             cells["near best"] = Text(DASH if _missing(row["sensitivity_share"]) else (
                 f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%"))
@@ -196,7 +200,7 @@ class Report:
     def parts(self, rows: list[dict[str, Text]]) -> tuple[list[str], list[str]]:
         """The columns of the two tables: the choice of lr, then its curve and costs."""
         columns = list(rows[0])
-        split = columns.index("curve")
+        split = columns.index("lr grid" if "lr grid" in columns else "curve")
         return columns[:split], [*self.keys, *columns[split:]]
 
     def rank_line(self) -> str:

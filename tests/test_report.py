@@ -125,3 +125,11 @@ def test_compare_formats(tmp_path, results):
     assert len(frame) == 12
     doc = json.loads(_invoke("compare", results, other, "--format", "json"))
     assert doc["b"] == other and len(doc["runs"]) == 12
+
+
+def test_grids_that_differ_are_named_per_row():
+    frame = rf.runs(*rf.grid("sgd", {0.01: [0.5], 0.1: [0.9]}),
+                    *rf.grid("adam", {1e-4: [0.9], 1e-3: [0.8], 1e-2: [0.7]}))
+    out = to_markdown(Report(frame))
+    assert "| mlp | **sgd** | 0.01 … 0.1 (2) | ▁● |" in out  # tied winners are both bold
+    assert "| mlp | **adam** | 0.0001 … 0.01 (3) | ●" in out
