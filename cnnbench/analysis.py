@@ -1,49 +1,376 @@
-"""What "best" means, as pure pandas: best learning rate per (model, optimizer) by mean
-validation metric over seeds; failed or diverged runs count as the worst value, never dropped."""
+"""What "best" means, as pure pandas: the protocol that picks each optimizer's learning rate and
+the figures reported at it. No rendering here (see report.py and plots.py).
+
+Protocol (documented in README "Reports"):
+- A *group* is (model, optimizer) plus every other matrix axis that varies in the results
+  (dataset, batch, schedule, epochs, model options). Within a group, runs differ by lr and seed.
+- A run's *score* is its selection metric (`val_acc`, ...) at the final evaluation (`at="final"`)
+  or at its best validation epoch (`at="best"`, read from the history). A run that did not end
+  `ok`, or has no value, scores the worst value: 0 for an accuracy, +inf for a loss.
+- The best lr has the best mean score over seeds; ties go to the smaller lr.
+- At the best lr, the test metric is reported over all its seeds (worst values included) as
+  mean ± std and a 95% percentile-bootstrap CI of the mean (≥ 3 seeds; seeded, deterministic).
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-LOWER_IS_BETTER = {"val_loss", "test_loss", "train_loss", "best_val_loss"}
+from cnnbench.errors import CnnbenchError
+
+SELECTABLE = ("val_acc", "val_loss", "train_acc", "train_loss")
+AXES = ("dataset", "model_kwargs", "batch", "schedule", "epochs")  # matrix axes besides lr/seed
+DEFAULT_BY = ("model", "optimizer")
+BOOTSTRAP_RESAMPLES = 10_000
 
 
-def scored(runs: pd.DataFrame, metric: str = "val_acc") -> pd.Series:
-    """The metric, with runs that did not finish ok set to the worst possible value."""
-    worst = np.inf if metric in LOWER_IS_BETTER else -np.inf
-    values = pd.to_numeric(runs[metric], errors="coerce") if metric in runs else pd.Series(
-        np.nan, index=runs.index)
-    return values.where(runs["status"].eq("ok") & values.notna(), worst)
+def lower_is_better(metric: str) -> bool:
+    return metric.endswith("loss")
 
 
-def best_lr(runs: pd.DataFrame, metric: str = "val_acc",
-            by: tuple[str, ...] = ("model", "optimizer")) -> pd.DataFrame:
-    """One row per group: its best lr, the metric there, the test accuracy there (mean ± std over
-    seeds), seconds per epoch, status counts, and whether the best lr is on the grid's edge."""
-    if runs.empty:
-        return pd.DataFrame()
-    runs = runs.assign(_score=scored(runs, metric))
-    ascending = metric in LOWER_IS_BETTER
+def worst_value(metric: str) -> float:
+    """The value a failed run counts as: accuracies live in [0, 1]; losses have no bound."""
+    return math.inf if lower_is_better(metric) else 0.0
+
+
+def test_metric(metric: str) -> str:
+    return "test_loss" if lower_is_better(metric) else "test_acc"
+
+
+def check_metric(metric: str, at: str) -> None:
+    if metric not in SELECTABLE:
+        raise CnnbenchError(f"cannot pick the best lr by {metric!r}; choose one of: "
+                            f"{', '.join(SELECTABLE)} (the test metric is what gets reported)")
+    if at not in ("final", "best"):
+        raise CnnbenchError(f"--at must be 'final' or 'best', not {at!r}")
+
+
+def group_keys(runs: pd.DataFrame, by: Sequence[str] = DEFAULT_BY) -> list[str]:
+    """`by`, plus every other matrix axis that takes more than one value in `runs`."""
+    unknown = [k for k in by if k not in runs]
+    if unknown:
+        raise CnnbenchError(f"cannot group by {', '.join(unknown)}: not a results column; "
+                            f"try model, optimizer, dataset, batch")
+    extra = [a for a in AXES if a in runs and a not in by and runs[a].astype(str).nunique() > 1]
+    return [*by, *extra]
+
+
+def _at_best_epoch(runs: pd.DataFrame, history: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per run: the metric and test metric at the epoch where `metric` was best (first on ties)."""
+    trained = history[history["epoch"] >= 1].dropna(subset=[metric])
+    ordered = trained.sort_values(["run_id", metric, "epoch"],
+                                  ascending=[True, lower_is_better(metric), True])
+    first = ordered.drop_duplicates("run_id").set_index("run_id")
+    tmetric = test_metric(metric)
+    return pd.DataFrame({metric: runs["run_id"].map(first[metric]),
+                         tmetric: runs["run_id"].map(first[tmetric])}, index=runs.index)
+
+
+def run_scores(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
+               metric: str = "val_acc", at: str = "final") -> pd.DataFrame:
+    """Per run: `value`/`test` (the raw metric and test metric, NaN unless ok) and
+    `score`/`test_score` (the same with failed runs and missing values set to the worst)."""
+    check_metric(metric, at)
+    tmetric = test_metric(metric)
+    if at == "best":
+        if history is None:
+            raise CnnbenchError("--at best needs the history of the runs")
+        source = _at_best_epoch(runs, history, metric)
+    else:
+        source = runs.reindex(columns=[metric, tmetric])
+    ok = runs["status"].eq("ok")
+    value = pd.to_numeric(source[metric], errors="coerce").where(ok)
+    test = pd.to_numeric(source[tmetric], errors="coerce").where(ok)
+    worst = worst_value(metric)
+    return pd.DataFrame({"value": value, "test": test, "score": value.fillna(worst),
+                         "test_score": test.fillna(worst)}, index=runs.index)
+
+
+def _status_counts(status: pd.Series) -> dict[str, int]:
+    return {"ok": int(status.eq("ok").sum()), "diverged": int(status.eq("diverged").sum()),
+            "failed": int((~status.isin(["ok", "diverged"])).sum())}
+
+
+def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
+             metric: str = "val_acc", at: str = "final",
+             by: Sequence[str] = DEFAULT_BY) -> pd.DataFrame:
+    """One row per (group, lr): `score` (mean over seeds, failed runs at the worst value) and the
+    spread of the finished runs (`mean`, `std`, `min`, `max`), with status counts."""
+    keys = group_keys(runs, by)
+    data = runs.join(run_scores(runs, history, metric=metric, at=at))
     rows = []
-    for key, group in runs.groupby(list(by), sort=True):
-        per_lr = group.groupby("lr")["_score"].mean().sort_index()
-        best = per_lr.sort_values(ascending=ascending, kind="stable").index[0]
+    for key, group in data.groupby([*keys, "lr"], sort=True):
+        values = group["value"].dropna()
+        rows.append({**dict(zip([*keys, "lr"], key, strict=True)),
+                     "score": group["score"].mean(), "mean": values.mean(),
+                     "std": values.std(ddof=1), "min": values.min(), "max": values.max(),
+                     "seeds": len(group), **_status_counts(group["status"])})
+    columns = [*keys, "lr", "score", "mean", "std", "min", "max", "seeds", "ok", "diverged",
+               "failed"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def pick_best(lrs: Sequence[float], scores: Sequence[float], *, lower: bool) -> float:
+    """The lr with the best score; ties go to the smaller lr."""
+    frame = pd.DataFrame({"lr": lrs, "score": scores}).sort_values("lr", kind="stable")
+    best = frame["score"].min() if lower else frame["score"].max()
+    return float(frame.loc[frame["score"] == best, "lr"].iloc[0])
+
+
+def lr_sensitivity(lrs: Sequence[float], scores: Sequence[float], *, tolerance: float,
+                   lower: bool) -> tuple[float, float]:
+    """How much of the grid lies within `tolerance` of the best score, as (decades, share).
+
+    Each grid point owns the stretch of log10(lr) nearer to it than to its neighbours (the ends
+    own half a spacing), so on a log-uniform grid of n points an inner point owns 1/(n-1) of the
+    span. A one-point grid has no span: (0, NaN)."""
+    frame = pd.DataFrame({"lr": lrs, "score": scores}).sort_values("lr")
+    logs = np.log10(frame["lr"].to_numpy(float))
+    score = frame["score"].to_numpy(float)
+    best = score.min() if lower else score.max()
+    good = score <= best + tolerance if lower else score >= best - tolerance
+    span = logs[-1] - logs[0]
+    if span == 0:
+        return 0.0, math.nan
+    mids = (logs[1:] + logs[:-1]) / 2
+    widths = np.diff(np.concatenate([[logs[0]], mids, [logs[-1]]]))
+    decades = float(widths[good].sum())
+    return decades, decades / span
+
+
+def bootstrap_ci(values: Sequence[float], *, level: float = 0.95,
+                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean over seeds; NaN with fewer than 3 values."""
+    values = np.asarray(values, float)
+    if len(values) < 3:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    tail = (1 - level) / 2
+    # inverted_cdf never interpolates, so an infinite (failed) value cannot turn into NaN
+    lo, hi = np.quantile(means, [tail, 1 - tail], method="inverted_cdf")
+    return float(lo), float(hi)
+
+
+def time_to_target(runs: pd.DataFrame, history: pd.DataFrame | None = None,
+                   target: tuple[str, float] | None = None) -> pd.DataFrame:
+    """Per run (indexed like `runs`): training seconds, steps and FLOPs until the target.
+
+    With `target=(metric, value)` it is read from the history (first evaluation that reaches
+    it); otherwise from the run's recorded `time_to_target_s` (the suite's `train.target`), whose
+    step is the history row recorded at that time. FLOPs need `train_flops_per_step`."""
+    out = pd.DataFrame(index=runs.index, columns=["time_to_target_s", "steps_to_target"],
+                       dtype=float)
+    if target is not None:
+        metric, value = target
+        if history is None or metric not in history:
+            raise CnnbenchError(f"cannot find a target on {metric!r}: not in the history")
+        trained = history[history["epoch"] >= 1]
+        hit = trained[trained[metric] <= value] if lower_is_better(metric) else \
+            trained[trained[metric] >= value]
+        first = hit.sort_values("epoch").drop_duplicates("run_id").set_index("run_id")
+        out["time_to_target_s"] = runs["run_id"].map(first["elapsed_s"])
+        out["steps_to_target"] = runs["run_id"].map(first["step"])
+    elif "time_to_target_s" in runs:
+        out["time_to_target_s"] = numeric(runs, "time_to_target_s")
+        if history is not None and not history.empty:
+            out["steps_to_target"] = [_step_at(history, rid, t) for rid, t in
+                                      zip(runs["run_id"], out["time_to_target_s"],
+                                          strict=True)]
+    out["flops_to_target"] = out["steps_to_target"] * numeric(runs, "train_flops_per_step")
+    return out
+
+
+def _step_at(history: pd.DataFrame, run_id: str, seconds: float) -> float:
+    if math.isnan(seconds):
+        return math.nan
+    rows = history[(history["run_id"] == run_id) & (history["epoch"] >= 1)]
+    if rows.empty:
+        return math.nan
+    return float(rows.loc[(rows["elapsed_s"] - seconds).abs().idxmin(), "step"])
+
+
+def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
+    """A column as floats; all NaN where the results do not have it (e.g. older results)."""
+    if column not in runs:
+        return pd.Series(np.nan, index=runs.index)
+    return pd.to_numeric(runs[column], errors="coerce").astype(float)
+
+
+def peak_bytes(runs: pd.DataFrame) -> pd.Series:
+    """Peak memory per run: CUDA allocated where measured, else process RSS, else NaN."""
+    return numeric(runs, "peak_cuda_allocated_bytes").fillna(numeric(runs, "peak_rss_bytes"))
+
+
+def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
+            metric: str = "val_acc", at: str = "final", by: Sequence[str] = DEFAULT_BY,
+            tolerance: float = 0.01, target: tuple[str, float] | None = None) -> pd.DataFrame:
+    """One row per group: its best lr and, at that lr, the selection metric, the test metric
+    (mean, std, 95% CI), LR sensitivity, seconds per epoch, time/FLOPs to target, peak memory,
+    and status counts over the whole group. `on_edge` flags a best lr at an end of its grid."""
+    check_metric(metric, at)
+    keys = group_keys(runs, by) if not runs.empty else list(by)
+    if runs.empty:
+        empty = pd.DataFrame(columns=[*keys, "best_lr"])
+        empty.attrs.update(keys=keys, metric=metric, at=at, tolerance=tolerance)
+        return empty
+    lower = lower_is_better(metric)
+    reaching = time_to_target(runs, history, target)
+    data = runs.drop(columns=reaching.columns, errors="ignore").join(reaching).join(
+        run_scores(runs, history, metric=metric, at=at)).assign(peak_bytes=peak_bytes(runs))
+    curve = lr_curve(runs, history, metric=metric, at=at, by=by)
+    rows = []
+    for key, group in data.groupby(keys, sort=True):
+        lrs = curve.merge(pd.DataFrame([dict(zip(keys, key, strict=True))]), on=keys)
+        best = pick_best(lrs["lr"], lrs["score"], lower=lower)
+        decades, share = lr_sensitivity(lrs["lr"], lrs["score"], tolerance=tolerance,
+                                        lower=lower)
         at_best = group[group["lr"] == best]
-        ok = at_best[at_best["status"] == "ok"]
+        test = at_best["test_score"]
+        ci_lo, ci_hi = bootstrap_ci(test.to_numpy())
+        reached = at_best["time_to_target_s"].dropna()
         rows.append({
-            **dict(zip(by, key if isinstance(key, tuple) else (key,))),
-            "best_lr": best,
-            metric: ok[metric].mean() if len(ok) else np.nan,
-            "test_acc_mean": ok["test_acc"].mean() if len(ok) else np.nan,
-            "test_acc_std": ok["test_acc"].std(ddof=1) if len(ok) > 1 else np.nan,
-            "seeds": len(at_best),
-            "s_per_epoch": ok["s_per_epoch"].mean() if len(ok) else np.nan,
-            "runs": len(group),
-            "ok": int((group["status"] == "ok").sum()),
-            "diverged": int((group["status"] == "diverged").sum()),
-            "failed": int((~group["status"].isin(["ok", "diverged"])).sum()),
-            "grid_points": len(per_lr),
-            "on_edge": len(per_lr) > 1 and best in (per_lr.index[0], per_lr.index[-1]),
+            **dict(zip(keys, key, strict=True)), "best_lr": best,
+            "score": at_best["score"].mean(), "test_mean": test.mean(),
+            "test_std": test.std(ddof=1) if len(test) > 1 else math.nan,
+            "test_ci_lo": ci_lo, "test_ci_hi": ci_hi, "seeds": len(at_best),
+            "grid_points": len(lrs), "lr_min": lrs["lr"].min(), "lr_max": lrs["lr"].max(),
+            "on_edge": len(lrs) > 1 and best in (lrs["lr"].min(), lrs["lr"].max()),
+            "sensitivity_decades": decades, "sensitivity_share": share,
+            "s_per_epoch": at_best["s_per_epoch"].mean(), "train_s": at_best["train_s"].mean(),
+            "time_to_target_s": reached.mean(), "target_reached": len(reached),
+            "flops_to_target": at_best["flops_to_target"].dropna().mean(),
+            "peak_bytes": at_best["peak_bytes"].max(),
+            "runs": len(group), **_status_counts(group["status"]),
         })
+    tmetric = test_metric(metric)
+    best = pd.DataFrame(rows).rename(columns={
+        "score": metric, "test_mean": f"{tmetric}_mean", "test_std": f"{tmetric}_std"})
+    best.attrs.update(keys=keys, metric=metric, at=at, tolerance=tolerance)
+    return best
+
+
+def problems(best: pd.DataFrame) -> list[str]:
+    """The columns that name a problem in a best-lr table: every group key but the optimizer."""
+    return [c for c in best.attrs["keys"] if c != "optimizer"]
+
+
+def problem_costs(best: pd.DataFrame, *, metric: str = "val_acc",
+                  cost: str = "auto") -> tuple[pd.DataFrame, str]:
+    """A (problem × optimizer) table of costs, lower is better, and the cost's name.
+
+    `cost="time"`: seconds to target (inf where not reached by every seed); `"error"`: the test
+    error (1 − accuracy) or test loss at the best lr; `"auto"`: time where any run reached a
+    target, else error."""
+    if cost == "auto":
+        cost = "time" if best["target_reached"].gt(0).any() else "error"
+    if cost == "time":
+        values = best["time_to_target_s"].where(best["target_reached"] == best["seeds"], math.inf)
+        name = "seconds to target"
+    elif cost == "error":
+        tmetric = test_metric(metric)
+        values = best[f"{tmetric}_mean"]
+        values, name = (values, tmetric) if lower_is_better(metric) else (1 - values,
+                                                                          "test error")
+    else:
+        raise CnnbenchError(f"unknown cost {cost!r}; choose time, error or auto")
+    keys = problems(best)
+    frame = best.assign(_cost=values.astype(float))
+    index = frame[keys].astype(str).agg(" / ".join, axis=1) if keys else "all"
+    table = frame.assign(problem=index).pivot_table(index="problem", columns="optimizer",
+                                                    values="_cost", aggfunc="first",
+                                                    dropna=False)
+    return table, name
+
+
+def performance_profile(costs: pd.DataFrame, taus: Sequence[float] | None = None
+                        ) -> pd.DataFrame:
+    """AlgoPerf-style profile: for each τ (rows) and optimizer (columns), the fraction of problems
+    whose cost is within a factor τ of the best optimizer's on that problem. A missing or
+    infinite cost never counts; a problem no optimizer solved counts for none."""
+    costs = costs.astype(float).replace(np.nan, np.inf)
+    ratios = costs.div(costs.min(axis=1), axis=0)
+    if taus is None:
+        finite = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
+        top = max(2.0, float(finite.max()) * 1.05) if finite.size else 2.0
+        taus = np.geomspace(1.0, top, 50)
+    taus = np.asarray(taus, float)
+    shares = {opt: [(ratios[opt] <= tau).mean() for tau in taus] for opt in ratios.columns}
+    return pd.DataFrame(shares, index=pd.Index(taus, name="tau"))
+
+
+def mean_rank(costs: pd.DataFrame) -> pd.Series:
+    """Mean rank of each optimizer over problems (1 = best; ties share the average rank;
+    a missing cost ranks last)."""
+    ranks = costs.astype(float).fillna(np.inf).rank(axis=1, method="average")
+    return ranks.mean().sort_values().rename("mean_rank")
+
+
+def learning_curves(runs: pd.DataFrame, history: pd.DataFrame, best: pd.DataFrame
+                    ) -> pd.DataFrame:
+    """History of the runs at each group's best lr, averaged over seeds per epoch."""
+    keys = best.attrs["keys"]
+    chosen = runs.merge(best[[*keys, "best_lr"]], on=keys)
+    chosen = chosen[chosen["lr"] == chosen["best_lr"]]
+    merged = history.drop(columns=["lr"]).merge(chosen[["run_id", *keys, "lr"]], on="run_id")
+    metrics = [c for c in ("elapsed_s", "train_loss", "train_acc", "val_loss", "val_acc",
+                           "test_loss", "test_acc") if c in merged]
+    return merged.groupby([*keys, "lr", "epoch"], sort=True)[metrics].mean().reset_index()
+
+
+def beyond_noise(a: Sequence[float], b: Sequence[float], *, z: float = 2.0) -> bool | None:
+    """Whether mean(b) − mean(a) exceeds z standard errors of the difference (Welch); None when
+    either side has fewer than 2 values, so the seed noise is unknown."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    diff = abs(b.mean() - a.mean())
+    return bool(diff > z * se) if se > 0 else bool(diff > 0)
+
+
+MATCH_KEYS = ("model", "model_kwargs", "optimizer", "lr", "batch", "dataset")
+
+
+def compare(runs_a: pd.DataFrame, runs_b: pd.DataFrame, *, metric: str = "test_acc"
+            ) -> pd.DataFrame:
+    """Two result sets on their common runs, one row per (model, optimizer, lr, …) over seeds:
+    time and memory ratios (B / A), the metric's difference (B − A), and whether each change is
+    beyond seed noise. Runs match on run_id, else on model/optimizer/lr/seed (+batch, dataset)."""
+    keys = [k for k in MATCH_KEYS if k in runs_a and k in runs_b]
+    runs_a = runs_a.assign(peak_bytes=peak_bytes(runs_a))
+    runs_b = runs_b.assign(peak_bytes=peak_bytes(runs_b))
+    pairs = runs_a.merge(runs_b, on="run_id", suffixes=("_a", "_b"))
+    rest_a = runs_a[~runs_a["run_id"].isin(pairs["run_id"])]
+    rest_b = runs_b[~runs_b["run_id"].isin(pairs["run_id"])]
+    by_config = rest_a.merge(rest_b, on=[*keys, "seed"], suffixes=("_a", "_b"))
+    for k in (*keys, "seed"):
+        pairs[k] = pairs[f"{k}_a"]
+    pairs = pd.concat([pairs, by_config], ignore_index=True)
+    if pairs.empty:
+        return pd.DataFrame(columns=[*keys, "seeds"])
+    rows = []
+    for key, group in pairs.groupby(keys, sort=True, dropna=False):
+        row = dict(zip(keys, key, strict=True))
+        sa, sb = group["s_per_epoch_a"].astype(float), group["s_per_epoch_b"].astype(float)
+        ma, mb = group[f"{metric}_a"].astype(float), group[f"{metric}_b"].astype(float)
+        ok = group["status_a"].eq("ok") & group["status_b"].eq("ok")
+        row.update({
+            "seeds": len(group), "both_ok": int(ok.sum()),
+            "s_per_epoch_a": sa.mean(), "s_per_epoch_b": sb.mean(),
+            "time_ratio": sb.mean() / sa.mean(),
+            "time_flag": beyond_noise(np.log(sa[ok]), np.log(sb[ok])),
+            "peak_bytes_a": group["peak_bytes_a"].mean(),
+            "peak_bytes_b": group["peak_bytes_b"].mean(),
+            "memory_ratio": group["peak_bytes_b"].mean() / group["peak_bytes_a"].mean(),
+            f"{metric}_a": ma[ok].mean(), f"{metric}_b": mb[ok].mean(),
+            f"{metric}_diff": mb[ok].mean() - ma[ok].mean(),
+            f"{metric}_flag": beyond_noise(ma[ok], mb[ok]),
+        })
+        rows.append(row)
     return pd.DataFrame(rows)

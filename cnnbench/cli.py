@@ -47,6 +47,9 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 DeviceOpt = Annotated[str | None, typer.Option(
     help="auto | cpu | cuda | cuda:N (overrides the suite)")]
 OutOpt = Annotated[Path | None, typer.Option(help="results folder (default results/<suite name>)")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table | markdown | csv | json")]
+PlotsOpt = Annotated[Path | None, typer.Option(
+    help="also write the figures (PNG and SVG) into this folder")]
 
 
 def _load(suite_file: Path, overrides: list[str] | None, device: str | None):
@@ -91,6 +94,7 @@ def run(
     data_dir: Annotated[str | None, typer.Option(help="where datasets live")] = None,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="stop at the first run that ends in error, oom or timeout")] = False,
+    plots: PlotsOpt = None,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.executors import run_suite
@@ -107,8 +111,15 @@ def run(
         return
     outcome = run_suite(suite, out, rerun=rerun, data_dir=data_dir, specs=specs,
                         reporter=make_reporter(err_console), fail_fast=fail_fast)
-    runs, _ = load_results(outcome.out)
-    render_report(runs[runs["run_id"].isin({s.run_id for s in specs})], console)
+    runs, history = load_results(outcome.out)
+    runs = runs[runs["run_id"].isin({s.run_id for s in specs})]
+    render_report(runs, console)
+    if plots is not None and not runs.empty:
+        from cnnbench.plots import write_figures
+        from cnnbench.report import Report
+
+        for path in write_figures(Report(runs, history), runs, history, plots):
+            err_console.print(f"wrote {path}", highlight=False)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
     err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "
                       f"{outcome.skipped} skipped)")
@@ -148,19 +159,75 @@ def list_(what: Annotated[str, typer.Argument(help="models | optimizers | datase
     console.print(tables[what]())
 
 
+def _target(text: str | None) -> tuple[str, float] | None:
+    if text is None:
+        return None
+    metric, _, value = text.partition("=")
+    try:
+        return metric.strip(), float(value)
+    except ValueError:
+        raise CnnbenchError(
+            f"--target must read METRIC=VALUE, e.g. val_acc=0.97, not {text!r}") from None
+
+
 @app.command()
 def report(
     results_dir: Annotated[Path, typer.Argument(help="a results folder")],
-    metric: Annotated[str, typer.Option(help="metric that picks the best lr")] = "val_acc",
+    by: Annotated[str, typer.Option(
+        help="columns that form a group (varying matrix axes are added)")] = "model,optimizer",
+    metric: Annotated[str, typer.Option(
+        help="what picks the best lr: val_acc | val_loss | train_acc | train_loss")] = "val_acc",
+    at: Annotated[str, typer.Option(
+        help="final: the last evaluation; best: each run's best validation epoch")] = "final",
+    tolerance: Annotated[float, typer.Option(
+        help="LR sensitivity: how close to the best counts (metric units; 0.01 = 1 point)")
+    ] = 0.01,
+    target: Annotated[str | None, typer.Option(
+        help="time-to-target from the history, e.g. val_acc=0.97 (default: the suite's)")
+    ] = None,
+    fmt: FormatOpt = "table",
+    plots: PlotsOpt = None,
 ) -> None:
-    """Best learning rate per model and optimizer, with test accuracy and time per epoch."""
-    from cnnbench.report import render_report
+    """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory."""
+    from cnnbench.report import Report, write_report
     from cnnbench.store import load_results
 
-    runs, _ = load_results(results_dir)
-    if not runs.empty and metric not in runs:
-        raise CnnbenchError(f"unknown metric {metric!r}; try val_acc, val_loss, test_acc")
-    render_report(runs, console, metric)
+    runs, history = load_results(results_dir)
+    if runs.empty:
+        raise CnnbenchError(f"no finished runs in {str(results_dir)!r}")
+    result = Report(runs, history, metric=metric, at=at, by=[k for k in by.split(",") if k],
+                    tolerance=tolerance, target=_target(target))
+    write_report(result, console, fmt)
+    if plots is not None:
+        from cnnbench.plots import write_figures
+
+        for path in write_figures(result, runs, history, plots):
+            err_console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def compare(
+    dir_a: Annotated[Path, typer.Argument(help="results folder A (e.g. before, or CPU)")],
+    dir_b: Annotated[Path, typer.Argument(help="results folder B (e.g. after, or GPU)")],
+    metric: Annotated[str, typer.Option(help="accuracy or loss to compare")] = "test_acc",
+    fmt: FormatOpt = "table",
+) -> None:
+    """Two result sets side by side on their common runs: time and memory ratios, metric
+    differences, flagged where beyond seed noise."""
+    from cnnbench.analysis import compare as compare_runs
+    from cnnbench.report import write_compare
+    from cnnbench.store import load_results
+
+    runs_a, _ = load_results(dir_a)
+    runs_b, _ = load_results(dir_b)
+    for runs in (runs_a, runs_b):
+        if not runs.empty and metric not in runs:
+            raise CnnbenchError(f"unknown metric {metric!r}; try test_acc, test_loss, val_acc")
+    table = compare_runs(runs_a, runs_b, metric=metric) if not (
+        runs_a.empty or runs_b.empty) else None
+    if table is None:
+        raise CnnbenchError("one of the folders holds no finished runs: nothing to compare")
+    write_compare(table, console, fmt, metric=metric, names=(str(dir_a), str(dir_b)))
 
 
 @app.command()

@@ -1,46 +1,394 @@
-"""Render analysis tables with rich."""
+"""Render the analysis: rich tables for the terminal, and the same content as Markdown, CSV or
+JSON. All numbers come from cnnbench.analysis; this module only formats them."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cnnbench.analysis import best_lr
+from cnnbench import analysis
+from cnnbench.errors import CnnbenchError
+
+FORMATS = ("table", "markdown", "csv", "json")
+BARS = "▁▂▃▄▅▆▇█"
+BEST_MARK, FAILED_MARK = "●", "×"
+DASH = "—"
 
 
-def _pct(value: float) -> str:
-    return "—" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
+# ── numbers as text ─────────────────────────────────────────────────────────────────────────
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def best_lr_table(runs: pd.DataFrame, metric: str = "val_acc", title: str = "") -> Table:
-    best = best_lr(runs, metric)
-    table = Table(title=title or f"best learning rate per model and optimizer (by mean {metric})")
-    for column in ("model", "optimizer", "best lr", metric, "test acc (mean ± std)", "seeds",
-                   "s/epoch", "ok/diverged/failed"):
-        table.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
-    for row in best.itertuples(index=False):
-        row = row._asdict()
-        lr = f"{row['best_lr']:.3g}" + (" ⚠ edge" if row["on_edge"] else "")
-        value = row[metric]
-        shown = _pct(value) if metric.endswith("acc") else f"{value:.4f}"
-        std = "" if math.isnan(row["test_acc_std"]) else f" ± {100 * row['test_acc_std']:.2f}"
-        table.add_row(row["model"], row["optimizer"], lr, shown,
-                      f"{_pct(row['test_acc_mean'])}{std}", str(row["seeds"]),
-                      f"{row['s_per_epoch']:.2f}", f"{row['ok']}/{row['diverged']}/{row['failed']}")
+def fmt_metric(value: float, metric: str) -> str:
+    """An accuracy in percent (the column header says %), a loss as is."""
+    if _missing(value):
+        return DASH
+    if metric.endswith("acc"):
+        return f"{100 * value:.2f}"
+    return f"{value:.4f}" if math.isfinite(value) else "∞"
+
+
+def metric_header(metric: str) -> str:
+    return f"{metric} %" if metric.endswith("acc") else metric
+
+
+def fmt_seconds(value: float) -> str:
+    if _missing(value):
+        return DASH
+    return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+
+
+def fmt_bytes(value: float) -> str:
+    if _missing(value):
+        return DASH
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def fmt_flops(value: float) -> str:
+    if _missing(value):
+        return DASH
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}FLOP"
+    return f"{value:.3g} FLOP"
+
+
+# ── the protocol's tables ───────────────────────────────────────────────────────────────────
+class Report:
+    """Everything one report shows, computed once from the results."""
+
+    def __init__(self, runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
+                 metric: str = "val_acc", at: str = "final",
+                 by: Sequence[str] = analysis.DEFAULT_BY, tolerance: float = 0.01,
+                 target: tuple[str, float] | None = None) -> None:
+        self.metric, self.at, self.tolerance = metric, at, tolerance
+        self.test = analysis.test_metric(metric)
+        self.best = analysis.best_lr(runs, history, metric=metric, at=at, by=by,
+                                     tolerance=tolerance, target=target)
+        self.keys: list[str] = self.best.attrs["keys"]
+        self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by)
+        self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
+        self.ranks = analysis.mean_rank(self.costs)
+
+    @property
+    def problem_keys(self) -> list[str]:
+        return [k for k in self.keys if k != "optimizer"]
+
+    def winners(self) -> pd.Series:
+        """True on the rows whose optimizer has the best selection score of its problem."""
+        lower = analysis.lower_is_better(self.metric)
+        score = self.best[self.metric].astype(float)
+        if not self.problem_keys:
+            top = score.min() if lower else score.max()
+            return score == top
+        tops = score.groupby([self.best[k].astype(str) for k in self.problem_keys]).transform(
+            "min" if lower else "max")
+        return score == tops
+
+    def warnings(self) -> list[str]:
+        out = []
+        for row in self.best.to_dict("records"):
+            name = " / ".join(str(row[k]) for k in self.keys)
+            if row["on_edge"]:
+                out.append(f"the best lr of {name} ({row['best_lr']:.3g}) is on the edge of its "
+                           f"grid [{row['lr_min']:.3g}, {row['lr_max']:.3g}]: the optimum may "
+                           "lie outside it; widen the grid")
+            if row["grid_points"] == 1:
+                out.append(f"{name} was run at one lr only: no lr was selected")
+            if row["ok"] == 0:
+                out.append(f"no run of {name} finished ok")
+        return out
+
+    def rows(self) -> list[dict[str, Text]]:
+        """The report, one dict of styled cells per group, in column order: the protocol's
+        choice (up to `n`), then the lr curve and the costs (from `curve` on)."""
+        show_flops = self.best["flops_to_target"].notna().any()
+        curves = self.sparklines()
+        worst = analysis.worst_value(self.metric)
+        shared_grid = bool(self.grid_label())
+        rows = []
+        for row, winner in zip(self.best.to_dict("records"), self.winners(), strict=True):
+            win = "bold green" if winner else ""
+            failed_at_best = "red" if row[f"{self.test}_mean"] == worst else ""
+            cells = {k: Text(str(row[k]), style=win if k == "optimizer" else "")
+                     for k in self.keys}
+            cells["best lr"] = Text(f"{row['best_lr']:.3g}" + (" ⚠" if row["on_edge"] else ""),
+                                    style="yellow" if row["on_edge"] else "")
+            cells[metric_header(self.metric)] = Text(fmt_metric(row[self.metric], self.metric),
+                                                     style=win)
+            mean, std = row[f"{self.test}_mean"], row[f"{self.test}_std"]
+            cells[f"{metric_header(self.test)} ± std"] = Text(fmt_metric(mean, self.test) + (
+                "" if _missing(std) else f" ± {fmt_metric(std, self.test)}"), failed_at_best)
+            cells["95% CI"] = Text(DASH if _missing(row["test_ci_lo"]) else (
+                f"{fmt_metric(row['test_ci_lo'], self.test)}–"
+                f"{fmt_metric(row['test_ci_hi'], self.test)}"))
+            cells["n"] = Text(str(row["seeds"]))
+            if not shared_grid:  # else the title names the one grid
+                cells["lr grid"] = Text(f"{row['lr_min']:.3g} … {row['lr_max']:.3g} "
+                                        f"({row['grid_points']})")
+            cells["curve"] = curves[tuple(str(row[k]) for k in self.keys)]
+            cells["near best"] = Text(DASH if _missing(row["sensitivity_share"]) else (
+                f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%"))
+            cells["s/epoch"] = Text(fmt_seconds(row["s_per_epoch"]))
+            cells["to target s"] = Text(DASH if row["target_reached"] == 0 else (
+                f"{fmt_seconds(row['time_to_target_s'])} ({row['target_reached']}/"
+                f"{row['seeds']})"))
+            if show_flops:
+                cells["FLOPs to target"] = Text(fmt_flops(row["flops_to_target"]))
+            cells["peak mem"] = Text(fmt_bytes(row["peak_bytes"]))
+            cells["ok/div/fail"] = Text(f"{row['ok']}/{row['diverged']}/{row['failed']}",
+                                        style="red" if row["diverged"] + row["failed"] else "")
+            rows.append(cells)
+        return rows
+
+    def grid_label(self) -> str:
+        """The lr grid, when every group shares one; else empty."""
+        grids = {tuple(g) for _, g in self.curve.groupby(self.keys)["lr"]}
+        if len(grids) != 1:
+            return ""
+        grid = next(iter(grids))
+        return f"lr {grid[0]:.3g} … {grid[-1]:.3g}, {len(grid)} points"
+
+    def sparklines(self) -> dict[tuple[str, ...], Text]:
+        """Per group, the mean score across its lr grid (low → high) as bars scaled per
+        problem, taller = better; ● marks the best lr, × an lr where every seed failed
+        (yellow bars: some seeds failed)."""
+        lower = analysis.lower_is_better(self.metric)
+        worst = analysis.worst_value(self.metric)
+        best = {tuple(str(r[k]) for k in self.keys): r["best_lr"]
+                for r in self.best.to_dict("records")}
+        out = {}
+        curve = self.curve.assign(_problem=self.curve[self.problem_keys].astype(str).agg(
+            "/".join, axis=1) if self.problem_keys else "")
+        for _, per_problem in curve.groupby("_problem", sort=False):
+            finite = per_problem.loc[per_problem["score"] != worst, "score"]
+            lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+            for key, group in per_problem.groupby(self.keys, sort=True):
+                key = tuple(str(k) for k in key)
+                text = Text()
+                for point in group.sort_values("lr").to_dict("records"):
+                    if point["ok"] == 0:
+                        text.append(FAILED_MARK, style="bold red")
+                        continue
+                    if not math.isfinite(point["score"]):  # a loss with some seeds failed
+                        level = 0.0
+                    else:
+                        level = 0.5 if hi == lo else (point["score"] - lo) / (hi - lo)
+                        level = 1 - level if lower else level
+                    bar = BARS[min(len(BARS) - 1, max(0, round(level * (len(BARS) - 1))))]
+                    style = "yellow" if point["diverged"] + point["failed"] else ""
+                    if point["lr"] == best[key]:
+                        bar, style = BEST_MARK, "bold green"
+                    text.append(bar, style=style)
+                out[key] = text
+        return out
+
+    def parts(self, rows: list[dict[str, Text]]) -> tuple[list[str], list[str]]:
+        """The columns of the two tables: the choice of lr, then its curve and costs."""
+        columns = list(rows[0])
+        split = columns.index("lr grid" if "lr grid" in columns else "curve")
+        return columns[:split], [*self.keys, *columns[split:]]
+
+    def rank_line(self) -> str:
+        if self.ranks.empty:
+            return ""
+        ranks = ", ".join(f"{opt} {rank:.2f}" for opt, rank in self.ranks.items())
+        return (f"mean rank over {len(self.costs)} problem(s), by {self.cost_name} "
+                f"(1 = best): {ranks}")
+
+
+def _problem_changes(report: Report) -> list[bool]:
+    """True where a row starts a new problem, to draw a line between problems."""
+    keys = report.problem_keys
+    values = report.best[keys].astype(str).agg("/".join, axis=1) if keys else None
+    return [] if values is None else list(values.ne(values.shift()))
+
+
+def _table(report: Report, title: str, columns: list[str],
+           rows: list[dict[str, Text]]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in (*report.keys, "curve") else
+                         "right", no_wrap=column not in report.keys)
+    starts = _problem_changes(report)
+    for i, cells in enumerate(rows):
+        table.add_row(*(cells[c] for c in columns),
+                      end_section=i + 1 < len(starts) and starts[i + 1])
     return table
 
 
-def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc") -> None:
+def _titles(report: Report) -> tuple[str, str]:
+    grid = report.grid_label()
+    return (f"best learning rate per {' × '.join(report.keys)}: best mean {report.metric} "
+            f"over seeds ({report.at} epoch); {report.test} there, mean ± std and 95% "
+            "bootstrap CI",
+            f"{report.metric} across the lr grid{f' ({grid})' if grid else ''}: "
+            f"{BEST_MARK} best, {FAILED_MARK} all seeds failed; near best = lr within "
+            f"{report.tolerance:g} of the best, in decades and share of the grid")
+
+
+def print_report(report: Report, console: Console) -> None:
+    if report.best.empty:
+        console.print("no finished runs yet")
+        return
+    rows = report.rows()
+    choice, costs = report.parts(rows)
+    titles = _titles(report)
+    console.print(_table(report, titles[0], choice, rows))
+    console.print(_table(report, titles[1], costs, rows))
+    if line := report.rank_line():
+        console.print(line, highlight=False)
+    for warning in report.warnings():
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+
+
+def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc", *,
+                  history: pd.DataFrame | None = None, at: str = "final",
+                  by: Sequence[str] = analysis.DEFAULT_BY, tolerance: float = 0.01,
+                  target: tuple[str, float] | None = None) -> None:
+    """Print the best-lr report of `runs` (the entry point `cnnbench run` uses after a suite)."""
     if runs.empty:
         console.print("no finished runs yet")
         return
-    console.print(best_lr_table(runs, metric))
-    edges = best_lr(runs, metric)
-    edges = edges[edges["on_edge"]]
-    for row in edges.itertuples(index=False):
-        console.print(f"[yellow]warning[/]: the best lr of {row.model} / {row.optimizer} "
-                      f"({row.best_lr:.3g}) is on the edge of its grid: the optimum may lie "
-                      "outside it; widen the grid")
+    print_report(Report(runs, history, metric=metric, at=at, by=by, tolerance=tolerance,
+                        target=target), console)
+
+
+# ── plain-text formats ──────────────────────────────────────────────────────────────────────
+def _escape(cell: str) -> str:
+    return cell.replace("|", r"\|")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    right = [not h.startswith(("model", "optimizer", "dataset", "batch", "curve", "lr grid"))
+             for h in header]
+    lines = ["| " + " | ".join(_escape(h) for h in header) + " |",
+             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
+    lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(report: Report) -> str:
+    if report.best.empty:
+        return "no finished runs yet\n"
+    rows = report.rows()
+    for cells in rows:
+        if cells["optimizer"].style:  # the winner of its problem
+            cells["optimizer"] = Text(f"**{cells['optimizer'].plain}**")
+    parts = []
+    for title, columns in zip(_titles(report), report.parts(rows), strict=True):
+        parts += [f"**{title}**", "", markdown_table(
+            columns, [[r[c].plain for c in columns] for r in rows]), ""]
+    if line := report.rank_line():
+        parts += [line[0].upper() + line[1:] + ". Bold: the best optimizer of its problem."]
+    parts += [""] + [f"> ⚠ {w}" for w in report.warnings()]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def to_json(report: Report) -> str:
+    doc = {"protocol": {"metric": report.metric, "at": report.at, "group_by": report.keys,
+                        "tolerance": report.tolerance, "test_metric": report.test},
+           "best": _records(report.best), "curves": _records(report.curve),
+           "mean_rank": {"cost": report.cost_name, **report.ranks.to_dict()},
+           "warnings": report.warnings()}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def to_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    report.best.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def write_report(report: Report, console: Console, fmt: str) -> None:
+    """Show the report in one of FORMATS; text formats go to stdout unstyled."""
+    if fmt not in FORMATS:
+        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "table":
+        print_report(report, console)
+        return
+    text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](report)
+    console.file.write(text)
+
+
+# ── two result sets side by side ────────────────────────────────────────────────────────────
+def _flag(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "?"}[value]
+
+
+def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str, str]]:
+    rows = []
+    for row in table.to_dict("records"):
+        cells = {k: str(row[k]) for k in ("model", "optimizer") if k in row}
+        if "batch" in row:
+            cells["batch"] = str(row["batch"])
+        cells["lr"] = f"{row['lr']:.3g}"
+        cells["seeds"] = f"{row['both_ok']}/{row['seeds']}"
+        cells["s/epoch A"] = fmt_seconds(row["s_per_epoch_a"])
+        cells["s/epoch B"] = fmt_seconds(row["s_per_epoch_b"])
+        cells["time B/A"] = DASH if _missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
+        cells["time beyond noise"] = _flag(row["time_flag"])
+        cells["memory B/A"] = DASH if _missing(row["memory_ratio"]) else \
+            f"{row['memory_ratio']:.2f}×"
+        cells[f"{metric} A"] = fmt_metric(row[f"{metric}_a"], metric)
+        cells[f"{metric} B"] = fmt_metric(row[f"{metric}_b"], metric)
+        diff = row[f"{metric}_diff"]
+        cells["B − A"] = DASH if _missing(diff) else (
+            f"{100 * diff:+.2f} pt" if metric.endswith("acc") else f"{diff:+.4f}")
+        cells[f"{metric} beyond noise"] = _flag(row[f"{metric}_flag"])
+        rows.append(cells)
+    return rows
+
+
+COMPARE_NOTE = ("B/A: ratio of means over seeds; beyond noise: |difference of means| > 2 "
+                "standard errors (Welch, seeds that finished ok on both sides; time on a log "
+                "scale); ? = fewer than 2 seeds, noise unknown")
+
+
+def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
+                  metric: str = "test_acc", names: tuple[str, str] = ("A", "B")) -> None:
+    if fmt not in FORMATS:
+        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "csv":
+        console.file.write(table.to_csv(index=False))
+        return
+    if fmt == "json":
+        console.file.write(json.dumps({"a": names[0], "b": names[1],
+                                       "runs": _records(table)}, indent=2) + "\n")
+        return
+    if table.empty:
+        console.print("no common runs: nothing to compare (runs match by run_id, or by model, "
+                      "optimizer, lr and seed)")
+        return
+    rows = compare_rows(table, metric)
+    legend = f"A = {names[0]}, B = {names[1]}"
+    if fmt == "markdown":
+        console.file.write(f"{legend}\n\n" + markdown_table(list(rows[0]), [list(r.values())
+                                                                           for r in rows])
+                           + f"\n\n{COMPARE_NOTE}.\n")
+        return
+    out = Table(title=f"{legend}: {len(table)} common configuration(s)", box=box.SIMPLE_HEAD)
+    for column in rows[0]:
+        out.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
+    for cells in rows:
+        out.add_row(*(Text(v, style="bold yellow" if v == "yes" else "") for v in cells.values()))
+    console.print(out)
+    console.print(COMPARE_NOTE, highlight=False)
