@@ -77,13 +77,11 @@ def test_oom_is_recorded_and_the_next_run_proceeds(write_suite, tmp_path, faulty
 
 
 def test_a_hanging_run_times_out(write_suite, tmp_path, faulty):
-    result, out = _run(write_suite, tmp_path, [faulty("hang"), "mlp"],
-                       train={"epochs": 1, "batch_size": 16, "time_limit_s": 10})
+    result, out = _run(write_suite, tmp_path, [faulty("hang")],
+                       train={"epochs": 1, "batch_size": 16, "time_limit_s": 2})
     runs, _ = cnnbench.load_results(out)
-    assert dict(zip(runs["model"], runs["status"])) == {"faulty_models:Faulty": "timeout",
-                                                        "mlp": "ok"}
-    hung = runs.set_index("model").loc["faulty_models:Faulty"]
-    assert "time_limit_s=10" in hung["message"]
+    hung = runs.iloc[0]
+    assert hung["status"] == "timeout" and "time_limit_s=2" in hung["message"]
     assert hung["wall_s"] < 60  # stopped inside the 60 s sleep, not after it
     assert result.exit_code == 1
 
