@@ -133,7 +133,15 @@ def validate(suite_files: Annotated[list[Path], typer.Argument(help="suite YAML 
 
 
 @app.command("list")
-def list_(what: Annotated[str, typer.Argument(help="models | optimizers | datasets")]) -> None:
+def list_(
+    what: Annotated[str, typer.Argument(help="models | optimizers | datasets")],
+    dataset: Annotated[str | None, typer.Option(
+        help="models: also show parameters and FLOPs at this dataset's input")] = None,
+    input_: Annotated[str | None, typer.Option(
+        "--input", help="models: also show them at this CxHxW input, e.g. 3x32x32")] = None,
+    classes: Annotated[int | None, typer.Option(
+        help="models: class count with --input (default 10) or --dataset (its own)")] = None,
+) -> None:
     """List the registered models, optimizers or datasets, with their key facts."""
     from cnnbench import listing
 
@@ -141,7 +149,19 @@ def list_(what: Annotated[str, typer.Argument(help="models | optimizers | datase
               "datasets": listing.datasets_table}
     if what not in tables:
         raise CnnbenchError(f"cannot list {what!r}; choose one of: {', '.join(tables)}")
-    console.print(tables[what]())
+    if what != "models":
+        console.print(tables[what]())
+        return
+    if dataset and input_:
+        raise CnnbenchError("give --dataset or --input, not both")
+    shape, label, num_classes = None, None, 10
+    if dataset:
+        shape, num_classes = listing.dataset_input(dataset)
+        label = dataset
+    elif input_:
+        shape = listing.parse_input(input_)
+    console.print(listing.models_table(input_shape=shape, num_classes=classes or num_classes,
+                                       label=label))
 
 
 @app.command()
