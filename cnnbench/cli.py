@@ -11,34 +11,30 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
 from cnnbench.errors import CnnbenchError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
 
 
-class UserError(click.ClickException):
-    exit_code = EXIT_USER_ERROR
-
-    def show(self, file=None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True)
-
-
 class CnnbenchGroup(TyperGroup):
-    def invoke(self, ctx: click.Context):
+    """Turns every `CnnbenchError` raised by a command into one message and exit code 2."""
+
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except CnnbenchError as exc:
-            raise UserError(str(exc).replace("[", r"\[")) from None
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(EXIT_USER_ERROR) from None
 
 
 app = typer.Typer(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None,

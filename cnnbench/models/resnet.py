@@ -75,7 +75,7 @@ class ResNet(nn.Module):
         )
         stages: list[nn.Module] = []
         c_in = 64
-        for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+        for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
             for j in range(depth):
                 stages.append(block(c_in, width, 2 if i > 0 and j == 0 else 1))
                 c_in = width * block.expansion
