@@ -137,6 +137,7 @@ def list_(
         "--input", help="models: also show them at this CxHxW input, e.g. 3x32x32")] = None,
     classes: Annotated[int | None, typer.Option(
         help="models: class count with --input (default 10) or --dataset (its own)")] = None,
+    family: Annotated[str | None, typer.Option(help="models: only this family")] = None,
 ) -> None:
     """List the registered models, optimizers or datasets, with their key facts."""
     from cnnbench import listing
@@ -156,8 +157,10 @@ def list_(
         label = dataset
     elif input_:
         shape = listing.parse_input(input_)
-    console.print(listing.models_table(input_shape=shape, num_classes=classes or num_classes,
-                                       label=label))
+    with err_console.status("building the models on the meta device to count FLOPs…"):
+        table = listing.models_table(input_shape=shape, num_classes=classes or num_classes,
+                                     label=label, family=family)
+    console.print(table)
 
 
 @app.command()

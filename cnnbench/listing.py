@@ -55,9 +55,13 @@ def _order(item: tuple[str, ModelInfo]) -> tuple:
 
 
 def models_table(*, input_shape: Shape | None = None, num_classes: int = 10,
-                 label: str | None = None) -> Table:
-    """Every registered model with its parameters and forward FLOPs per sample at its native
-    input and class count, and, given `input_shape`, at that input with `num_classes` classes."""
+                 label: str | None = None, family: str | None = None) -> Table:
+    """Every registered model (of `family`, if given) with its parameters and forward FLOPs per
+    sample at its native input and class count, and, given `input_shape`, at that input with
+    `num_classes` classes."""
+    families = sorted({info.family for info in MODEL_INFO.values()})
+    if family is not None and family not in families:
+        raise CnnbenchError(f"unknown model family {family!r}; known: {', '.join(families)}")
     title = "models — FLOPs: one forward pass of one sample, a multiply-add counted as 2"
     table = Table(title=title)
     for column in ("name", "family", "year", "native input, classes", "params", "FLOPs"):
@@ -69,6 +73,8 @@ def models_table(*, input_shape: Shape | None = None, num_classes: int = 10,
     table.add_column("small input")
     table.add_column("description")
     for name, info in sorted(MODEL_INFO.items(), key=_order):
+        if family is not None and info.family != family:
+            continue
         native = model_cost(name, info.native_input, info.native_classes)
         row = [name, info.family, str(info.year),
                f"{'×'.join(map(str, info.native_input))}, {info.native_classes}",
