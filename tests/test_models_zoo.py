@@ -24,7 +24,7 @@ from cnnbench.models.layers import UpsampleToMin
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET = (3, 224, 224)
 
-# ZFNet from the paper's layer table, weights + biases layer by layer (3 input channels, 1000 classes)
+# ZFNet from the paper's layer table: weights + biases per layer, 3 channels in, 1000 classes
 ZFNET_PARAMS = (
     (96 * 3 * 7 * 7 + 96)            # conv1 96@7×7
     + (256 * 96 * 5 * 5 + 256)       # conv2 256@5×5
@@ -173,7 +173,8 @@ def test_flops_count_a_multiply_add_as_two():
     assert layer.training  # the mode is restored
 
 
-@pytest.mark.parametrize("name, multiply_adds", [("resnet34", 3.6e9), ("vgg19", 19.6e9)])
+@pytest.mark.parametrize("name, multiply_adds", [("resnet34", 3.6e9), ("resnet50", 3.8e9),
+                                                   ("vgg19", 19.6e9)])
 def test_flops_match_he_et_al(name, multiply_adds):
     cost = model_cost(name, IMAGENET, 1000)
     assert cost.flops / 2 == pytest.approx(multiply_adds, rel=0.05)
