@@ -149,17 +149,9 @@ def list_(
     if what != "models":
         console.print(tables[what]())
         return
-    if dataset and input_:
-        raise CnnbenchError("give --dataset or --input, not both")
-    shape, label, num_classes = None, None, 10
-    if dataset:
-        shape, num_classes = listing.dataset_input(dataset)
-        label = dataset
-    elif input_:
-        shape = listing.parse_input(input_)
     with err_console.status("building the models on the meta device to count FLOPs…"):
-        table = listing.models_table(input_shape=shape, num_classes=classes or num_classes,
-                                     label=label, family=family)
+        table = listing.models_table(**listing.extra_input(dataset=dataset, input_text=input_,
+                                                           classes=classes), family=family)
     console.print(table)
 
 

@@ -40,6 +40,19 @@ def dataset_input(name: str) -> tuple[Shape, int]:
     return parse_input(match.group(0)), info.classes
 
 
+def extra_input(*, dataset: str | None, input_text: str | None,
+                classes: int | None) -> dict:
+    """The `models_table` options for `--dataset NAME` or `--input CxHxW` (and `--classes`)."""
+    if dataset and input_text:
+        raise CnnbenchError("give --dataset or --input, not both")
+    if dataset:
+        shape, num_classes = dataset_input(dataset)
+        return {"input_shape": shape, "num_classes": classes or num_classes, "label": dataset}
+    if input_text:
+        return {"input_shape": parse_input(input_text), "num_classes": classes or 10}
+    return {}
+
+
 def _flops(value: int) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= scale:
@@ -63,11 +76,13 @@ def models_table(*, input_shape: Shape | None = None, num_classes: int = 10,
     if family is not None and family not in families:
         raise CnnbenchError(f"unknown model family {family!r}; known: {', '.join(families)}")
     title = "models — FLOPs: one forward pass of one sample, a multiply-add counted as 2"
+    at = label or "×".join(map(str, input_shape or ()))
+    if input_shape is not None:
+        title += f"; @ {at}: {'×'.join(map(str, input_shape))} input, {num_classes} classes"
     table = Table(title=title)
     for column in ("name", "family", "year", "native input, classes", "params", "FLOPs"):
         table.add_column(column, justify="right" if column in ("params", "FLOPs") else "left")
     if input_shape is not None:
-        at = label or "×".join(map(str, input_shape))
         table.add_column(f"params\n@ {at}", justify="right")
         table.add_column(f"FLOPs\n@ {at}", justify="right")
     table.add_column("small input")

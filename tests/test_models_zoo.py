@@ -221,10 +221,21 @@ def test_list_models_at_a_dataset_input():
     assert "upsamples to 32²" in row
 
 
+def test_list_models_at_an_input_and_class_count():
+    result = CliRunner().invoke(app, ["list", "models", "--family", "lenet", "--input", "1x28x28",
+                                      "--classes", "5"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "1×28×28 input, 5 classes" in result.output
+    row = next(line for line in result.output.splitlines() if "│ lenet5 " in line)
+    five_classes = create_model("lenet5", in_channels=1, num_classes=5, image_size=28)
+    assert f"{count_parameters(five_classes):,}" in row and "61,706" in row
+
+
 @pytest.mark.parametrize("args, message", [
     (["--input", "3x32"], "CxHxW"),
     (["--dataset", "nope"], "unknown dataset"),
     (["--family", "nope"], "unknown model family"),
+    (["--input", "3x32x32", "--dataset", "mnist-mini"], "not both"),
 ])
 def test_list_models_rejects_bad_options(args, message):
     result = CliRunner().invoke(app, ["list", "models", *args])
