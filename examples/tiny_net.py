@@ -12,16 +12,19 @@ import torch.nn as nn
 
 
 class TinyNet(nn.Module):
-    """Two 3×3 conv blocks of `width` and `2 * width` filters, global average pool, linear."""
+    """Two 3×3 conv blocks of `width` and `2 * width` filters, each closed by a 2×2 max-pool,
+    then a linear layer sized from `image_size`."""
 
-    def __init__(self, *, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> None:
+    def __init__(self, *, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                 width: int = 16) -> None:
         super().__init__()
+        side = image_size // 4  # two 2×2 pools
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
         )
-        self.head = nn.Linear(2 * width, num_classes)
+        self.head = nn.Linear(2 * width * side * side, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
