@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 from rich.table import Table
 
@@ -45,12 +46,18 @@ def extra_input(*, dataset: str | None, input_text: str | None,
     """The `models_table` options for `--dataset NAME` or `--input CxHxW` (and `--classes`)."""
     if dataset and input_text:
         raise CnnbenchError("give --dataset or --input, not both")
+    if classes is not None and not (dataset or input_text):
+        raise CnnbenchError("--classes goes with --input or --dataset")
     if dataset:
         shape, num_classes = dataset_input(dataset)
         return {"input_shape": shape, "num_classes": classes or num_classes, "label": dataset}
     if input_text:
         return {"input_shape": parse_input(input_text), "num_classes": classes or 10}
     return {}
+
+
+def _shape(shape: Shape) -> str:
+    return "×".join(map(str, shape))
 
 
 def _flops(value: int) -> str:
@@ -76,9 +83,9 @@ def models_table(*, input_shape: Shape | None = None, num_classes: int = 10,
     if family is not None and family not in families:
         raise CnnbenchError(f"unknown model family {family!r}; known: {', '.join(families)}")
     title = "models — FLOPs: one forward pass of one sample, a multiply-add counted as 2"
-    at = label or "×".join(map(str, input_shape or ()))
+    at = label or _shape(input_shape or ())
     if input_shape is not None:
-        title += f"; @ {at}: {'×'.join(map(str, input_shape))} input, {num_classes} classes"
+        title += f"; @ {at}: {_shape(input_shape)} input, {num_classes} classes"
     table = Table(title=title)
     for column in ("name", "family", "year", "native input, classes", "params", "FLOPs"):
         table.add_column(column, justify="right" if column in ("params", "FLOPs") else "left")
@@ -92,11 +99,16 @@ def models_table(*, input_shape: Shape | None = None, num_classes: int = 10,
             continue
         native = model_cost(name, info.native_input, info.native_classes)
         row = [name, info.family, str(info.year),
-               f"{'×'.join(map(str, info.native_input))}, {info.native_classes}",
+               f"{_shape(info.native_input)}, {info.native_classes}",
                f"{native.parameters:,}", _flops(native.flops)]
         if input_shape is not None:
-            here = model_cost(name, input_shape, num_classes)
-            row += [f"{here.parameters:,}", _flops(here.flops)]
+            try:
+                with warnings.catch_warnings():  # a too-small input warns before it fails
+                    warnings.simplefilter("ignore")
+                    here = model_cost(name, input_shape, num_classes)
+                row += [f"{here.parameters:,}", _flops(here.flops)]
+            except Exception:  # e.g. an input too small for the model: a fact for the table
+                row += ["fails", "fails"]
         table.add_row(*row, info.small_input, info.description)
     return table
 

@@ -231,11 +231,20 @@ def test_list_models_at_an_input_and_class_count():
     assert f"{count_parameters(five_classes):,}" in row and "61,706" in row
 
 
+def test_list_models_marks_inputs_a_model_cannot_take():
+    result = CliRunner().invoke(app, ["list", "models", "--family", "keras", "--input", "1x8x8"],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "│ keras_cnn " in line)
+    assert "34,826" in row and row.count("fails") == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["--input", "3x32"], "CxHxW"),
     (["--dataset", "nope"], "unknown dataset"),
     (["--family", "nope"], "unknown model family"),
     (["--input", "3x32x32", "--dataset", "mnist-mini"], "not both"),
+    (["--classes", "5"], "--classes goes with"),
 ])
 def test_list_models_rejects_bad_options(args, message):
     result = CliRunner().invoke(app, ["list", "models", *args])
