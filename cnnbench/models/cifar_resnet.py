@@ -74,11 +74,11 @@ class CifarResNet(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def _info(depth: int, residual: bool) -> dict:
+def _info(residual: bool) -> dict:
     return dict(
         family="cifar_resnet", year=2016, native_input=(3, 32, 32), native_classes=10,
         small_input="as is: global avg-pool",
-        description=f"CIFAR {depth} layers, 16/32/64 filters, "
+        description="CIFAR: 16/32/64 filters, "
                     + ("option-A shortcuts" if residual else "no shortcuts"),
     )
 
@@ -88,51 +88,51 @@ def _build(depth: int, residual: bool, in_channels: int, num_classes: int) -> nn
                        num_classes=num_classes)
 
 
-@register_model(**_info(20, True))
+@register_model(**_info(True))
 def resnet20(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(20, True, in_channels, num_classes)
 
 
-@register_model(**_info(32, True))
+@register_model(**_info(True))
 def resnet32(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(32, True, in_channels, num_classes)
 
 
-@register_model(**_info(44, True))
+@register_model(**_info(True))
 def resnet44(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(44, True, in_channels, num_classes)
 
 
-@register_model(**_info(56, True))
+@register_model(**_info(True))
 def resnet56(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(56, True, in_channels, num_classes)
 
 
-@register_model(**_info(110, True))
+@register_model(**_info(True))
 def resnet110(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(110, True, in_channels, num_classes)
 
 
-@register_model(**_info(20, False))
+@register_model(**_info(False))
 def plain20(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(20, False, in_channels, num_classes)
 
 
-@register_model(**_info(32, False))
+@register_model(**_info(False))
 def plain32(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(32, False, in_channels, num_classes)
 
 
-@register_model(**_info(44, False))
+@register_model(**_info(False))
 def plain44(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(44, False, in_channels, num_classes)
 
 
-@register_model(**_info(56, False))
+@register_model(**_info(False))
 def plain56(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(56, False, in_channels, num_classes)
 
 
-@register_model(**_info(110, False))
+@register_model(**_info(False))
 def plain110(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
     return _build(110, False, in_channels, num_classes)
