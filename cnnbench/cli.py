@@ -148,7 +148,16 @@ def validate(suite_files: Annotated[list[Path], typer.Argument(help="suite YAML 
 
 
 @app.command("list")
-def list_(what: Annotated[str, typer.Argument(help="models | optimizers | datasets")]) -> None:
+def list_(
+    what: Annotated[str, typer.Argument(help="models | optimizers | datasets")],
+    dataset: Annotated[str | None, typer.Option(
+        help="models: also show parameters and FLOPs at this dataset's input")] = None,
+    input_: Annotated[str | None, typer.Option(
+        "--input", help="models: also show them at this CxHxW input, e.g. 3x32x32")] = None,
+    classes: Annotated[int | None, typer.Option(
+        help="models: class count with --input (default 10) or --dataset (its own)")] = None,
+    family: Annotated[str | None, typer.Option(help="models: only this family")] = None,
+) -> None:
     """List the registered models, optimizers or datasets, with their key facts."""
     from cnnbench import listing
 
@@ -156,7 +165,13 @@ def list_(what: Annotated[str, typer.Argument(help="models | optimizers | datase
               "datasets": listing.datasets_table}
     if what not in tables:
         raise CnnbenchError(f"cannot list {what!r}; choose one of: {', '.join(tables)}")
-    console.print(tables[what]())
+    if what != "models":
+        console.print(tables[what]())
+        return
+    with err_console.status("building the models on the meta device to count FLOPs…"):
+        table = listing.models_table(**listing.extra_input(dataset=dataset, input_text=input_,
+                                                           classes=classes), family=family)
+    console.print(table)
 
 
 def _target(text: str | None) -> tuple[str, float] | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ def load_object(path: str, what: str) -> Any:
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise CnnbenchError(f"{what} {path!r}: write it as 'module.path:name'")
+    _ensure_cwd_on_path()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # user code: any exception is theirs to see, as one line
@@ -36,6 +39,16 @@ def load_object(path: str, what: str) -> Any:
             f"has no attribute {attr!r}"
         ) from None
     return obj
+
+
+def _ensure_cwd_on_path() -> None:
+    """Let `mymodels:Net` name a module in the working directory, as `python -m cnnbench` does.
+
+    A console script puts its own folder, not the working directory, first on sys.path.
+    """
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
 
 
 def accepted_kwargs(fn: Callable) -> tuple[set[str], bool]:

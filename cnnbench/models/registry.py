@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ MODEL_INFO: dict[str, ModelInfo] = {}
 
 
 def register_model(**info):
-    """Decorator: `@register_model(family=..., year=..., ...)` over `def name(*, in_channels, ...)`."""
+    """Decorator: `@register_model(family=..., year=...)` over `def name(*, in_channels, ...)`."""
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         MODELS.register(fn)
@@ -58,8 +59,8 @@ def create_model(
             model = factory(**shape, **kwargs)
         except Exception as exc:  # user code: report it, do not crash
             raise CnnbenchError(
-                f"model {name!r} failed to build with {kwargs or 'no options'}: "
-                f"{type(exc).__name__}: {exc}"
+                f"model {name!r} ({_source_file(factory)}) failed to build with "
+                f"{kwargs or 'no options'} for {shape}: {type(exc).__name__}: {exc}"
             ) from None
         if not isinstance(model, nn.Module):
             raise CnnbenchError(f"model {name!r} returned {type(model).__name__}, not an nn.Module")
@@ -74,6 +75,13 @@ def create_model(
             f"valid: {', '.join(valid) or 'none'}"
         )
     return factory(**shape, **kwargs)
+
+
+def _source_file(obj: object) -> str:
+    try:
+        return inspect.getsourcefile(obj) or "?"  # type: ignore[arg-type]
+    except TypeError:
+        return "?"
 
 
 def count_parameters(model: nn.Module) -> int:

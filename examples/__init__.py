@@ -1,0 +1,1 @@
+"""Example user code for cnnbench suites (see suites/user_model.yaml)."""
