@@ -329,13 +329,12 @@ def _probe_columns(spec: RunSpec, data: DeviceData, trainer: _Trainer,
     if "flops" in spec.probes:
         forward, training = count_flops(trainer.model, data.shape)
         peak = peak_flops_per_s(device_name(data.device), trainer.precision)
-        step_s = trainer.train_s / trainer.steps if trainer.steps else 0.0
         columns.update({
             "flops_per_sample": forward,
             "train_flops_per_step": training * trainer.batch_size,
             "peak_flops_per_s": peak,
-            # train_s over all steps: warm-up and data waits included, like samples_per_s
-            **throughput(training * trainer.batch_size, step_s, peak)})
+            # all of train_s: warm-up and data waits included, like samples_per_s
+            **throughput(training * trainer.samples, trainer.train_s, peak)})
     if trainer.grad_norm_rows is not None:
         columns["grad_norms"] = trainer.grad_norm_rows  # the store keeps them as their own table
     return columns

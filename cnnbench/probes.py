@@ -225,12 +225,12 @@ def peak_flops_per_s(device_name: str, precision: str) -> float | None:
     return None
 
 
-def throughput(flops_per_step: float | None, step_s: float, peak: float | None
+def throughput(flops: float | None, seconds: float, peak: float | None
                ) -> dict[str, float | None]:
-    """Achieved FLOP/s of steps of `step_s` seconds, and that as a fraction of `peak` (MFU)."""
-    if not flops_per_step or not step_s:
+    """Achieved FLOP/s of `flops` done in `seconds`, and that as a fraction of `peak` (MFU)."""
+    if not flops or not seconds:
         return {"achieved_flops_per_s": None, "mfu": None}
-    achieved = flops_per_step / step_s
+    achieved = flops / seconds
     return {"achieved_flops_per_s": achieved, "mfu": achieved / peak if peak else None}
 
 

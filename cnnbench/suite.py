@@ -143,7 +143,7 @@ class Suite(Strict):
     matrix: Matrix
     include: list[dict[str, Any]] = []
     exclude: list[dict[str, Any]] = []
-    probes: list[Literal["time", "memory", "flops", "grad_norms"]] = ["time", "memory"]
+    probes: list[Literal["time", "memory", "flops", "grad_norms"]] = ["time", "memory", "flops"]
 
     @property
     def dataset_config(self) -> DatasetConfig:

@@ -1,0 +1,115 @@
+"""Does the harness slow training down? The same work two ways, alternating, in one process.
+
+(a) a minimal hand-written PyTorch loop: the training set normalised once and kept as one
+    tensor, shuffled index batches, the same model, optimizer, seed and evaluation (val and test
+    before training and after every epoch);
+(b) `cnnbench.engine.train` on the same RunSpec, with the default probes (time, memory).
+
+Each repeat times both (the order flips every repeat, so drift in machine load hits both);
+the figure is the median over repeats of the paired ratio (b)/(a). Target: ≤ 1.03.
+
+    python benchmarks/overhead.py          # keras_cnn, Adam, mnist-mini, batch 128, 5 epochs
+    python benchmarks/overhead.py --epochs 1 --repeats 3 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from cnnbench.engine import train
+from cnnbench.env import resolve_device
+from cnnbench.executors import prepare_data
+from cnnbench.models import create_model
+from cnnbench.suite import expand, validate_suite
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def _evaluate(model, x, y, batch: int) -> tuple[float, float]:
+    model.eval()
+    loss, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
+    for i in range(0, len(y), batch):
+        logits = model(x[i:i + batch])
+        loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum")
+        correct += (logits.argmax(1) == y[i:i + batch]).sum()
+    return loss.item() / len(y), correct.item() / len(y)
+
+
+def hand_written(spec, data) -> float:
+    """The loop a careful person writes by hand; returns its wall seconds."""
+    device = data.device
+    start = time.perf_counter()
+    x = data.normalize(data.train.x)
+    y = data.train.y
+    val_x, test_x = data.normalize(data.val.x), data.normalize(data.test.x)
+    channels, size, _ = data.shape
+    torch.manual_seed(spec.seed)
+    model = create_model(spec.model, in_channels=channels, num_classes=data.num_classes,
+                         image_size=size).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(spec.seed)
+    batch, eval_batch = spec.batch_size, spec.train["eval_batch_size"]
+    _evaluate(model, val_x, data.val.y, eval_batch)
+    _evaluate(model, test_x, data.test.y, eval_batch)
+    for _ in range(spec.train["epochs"]):
+        model.train()
+        order = torch.randperm(len(y), generator=generator, device=device)
+        for i in range(0, len(y), batch):
+            idx = order[i:i + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+        _evaluate(model, val_x, data.val.y, eval_batch)
+        _evaluate(model, test_x, data.test.y, eval_batch)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def harness(spec, data) -> float:
+    start = time.perf_counter()
+    result = train(spec, data)
+    _sync(data.device)
+    assert result.summary["status"] == "ok", result.summary["message"]
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    suite = validate_suite({
+        "name": "overhead", "dataset": "mnist-mini", "device": args.device,
+        "train": {"epochs": args.epochs, "batch_size": 128},
+        "matrix": {"model": ["keras_cnn"], "optimizer": ["adam"], "lr": [1e-3]},
+    })
+    spec = expand(suite)[0]
+    data = prepare_data(suite.dataset_config, device)
+    print(f"keras_cnn, Adam, mnist-mini, batch 128, {args.epochs} epoch(s), {device}, "
+          f"{torch.get_num_threads()} threads, probes {list(spec.probes)}")
+    hand_written(spec, data)  # warm-up: allocator, kernels, first-call costs on both paths
+    ratios = []
+    for repeat in range(args.repeats):
+        ways = [("a", hand_written), ("b", harness)]
+        times = dict((name, fn(spec, data)) for name, fn in ways[::1 if repeat % 2 == 0 else -1])
+        ratios.append(times["b"] / times["a"])
+        print(f"repeat {repeat + 1}: (a) hand-written {times['a']:.2f} s   "
+              f"(b) harness {times['b']:.2f} s   (b)/(a) = {ratios[-1]:.3f}", flush=True)
+    print(f"median (b)/(a) over {args.repeats} repeats: {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
