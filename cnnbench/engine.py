@@ -327,14 +327,17 @@ def _probe_columns(spec: RunSpec, data: DeviceData, trainer: _Trainer,
         columns.update(memory.summary())
         columns.update(state_bytes(trainer.model, trainer.optimizer))
     if "flops" in spec.probes:
-        forward, training = count_flops(trainer.model, data.shape)
+        try:
+            forward, training = count_flops(trainer.model, data.shape)
+        except Exception:  # a user model that cannot run on meta tensors: FLOPs stay unknown
+            forward = training = None
         peak = peak_flops_per_s(device_name(data.device), trainer.precision)
         columns.update({
             "flops_per_sample": forward,
-            "train_flops_per_step": training * trainer.batch_size,
+            "train_flops_per_step": training and training * trainer.batch_size,
             "peak_flops_per_s": peak,
             # all of train_s: warm-up and data waits included, like samples_per_s
-            **throughput(training * trainer.samples, trainer.train_s, peak)})
+            **throughput(training and training * trainer.samples, trainer.train_s, peak)})
     if trainer.grad_norm_rows is not None:
         columns["grad_norms"] = trainer.grad_norm_rows  # the store keeps them as their own table
     return columns

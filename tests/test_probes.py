@@ -306,3 +306,38 @@ def test_unset_execution_keys_keep_run_ids():
     plain, explicit = expand(_suite()), expand(_suite(train={"epochs": 2, "batch_size": 16,
                                                              "precision": None}))
     assert [s.run_id for s in plain] == [s.run_id for s in explicit]
+
+
+def test_bad_precision_is_a_suite_error(write_suite):
+    from cnnbench.errors import SuiteError
+    from cnnbench.suite import load_suite
+
+    with pytest.raises(SuiteError, match="precision"):
+        load_suite(write_suite(), overrides=["train.precision=fp8"])
+    with pytest.raises(SuiteError, match="probes"):
+        load_suite(write_suite(), overrides=["probes=[time, gradnorms]"])
+
+
+@pytest.mark.slow
+def test_compiled_model_trains(data):
+    suite = _suite(matrix={"model": [{"name": "mlp", "hidden": 16}], "optimizer": ["sgd"],
+                           "lr": [0.1]}, train={"epochs": 1, "batch_size": 16, "compile": True})
+    summary = train(expand(suite)[0], data).summary
+    assert summary["status"] == "ok" and summary["warmup_s"] > 0
+
+
+def test_a_model_flops_cannot_count_keeps_its_run(data, tmp_path, monkeypatch):
+    (tmp_path / "opaque_models.py").write_text(
+        "import torch.nn as nn\n\n"
+        "class Opaque(nn.Module):\n"
+        "    def __init__(self, in_channels=1, num_classes=3, image_size=8):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(in_channels * image_size * image_size, num_classes)\n\n"
+        "    def forward(self, x):\n"
+        "        scale = float(x.abs().max().item() > 0)  # data-dependent: no meta tensors\n"
+        "        return self.fc(x.flatten(1)) * scale\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = _suite(matrix={"model": ["opaque_models:Opaque"], "optimizer": ["sgd"], "lr": [0.1]})
+    summary = train(expand(suite)[0], data).summary
+    assert summary["status"] == "ok" and summary["flops_per_sample"] is None
+    assert summary["achieved_flops_per_s"] is None
