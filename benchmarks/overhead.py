@@ -12,6 +12,7 @@ with other work it moves far less with the others' load than wall time does.
 
     python benchmarks/overhead.py          # keras_cnn, Adam, mnist-mini, batch 128, 5 epochs
     python benchmarks/overhead.py --epochs 1 --repeats 3 --device cuda
+    python benchmarks/overhead.py --model mlp     # tiny steps: any per-step harness cost shows
 """
 
 from __future__ import annotations
@@ -93,16 +94,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="keras_cnn")
     args = parser.parse_args()
     device = resolve_device(args.device)
     suite = validate_suite({
         "name": "overhead", "dataset": "mnist-mini", "device": args.device,
         "train": {"epochs": args.epochs, "batch_size": 128},
-        "matrix": {"model": ["keras_cnn"], "optimizer": ["adam"], "lr": [1e-3]},
+        "matrix": {"model": [args.model], "optimizer": ["adam"], "lr": [1e-3]},
     })
     spec = expand(suite)[0]
     data = prepare_data(suite.dataset_config, device)
-    print(f"keras_cnn, Adam, mnist-mini, batch 128, {args.epochs} epoch(s), {device}, "
+    print(f"{args.model}, Adam, mnist-mini, batch 128, {args.epochs} epoch(s), {device}, "
           f"{torch.get_num_threads()} threads, probes {list(spec.probes)}")
     hand_written(spec, data)  # warm-up: allocator, kernels, first-call costs on both paths
     wall_ratios, cpu_ratios = [], []
