@@ -341,3 +341,15 @@ def test_a_model_flops_cannot_count_keeps_its_run(data, tmp_path, monkeypatch):
     summary = train(expand(suite)[0], data).summary
     assert summary["status"] == "ok" and summary["flops_per_sample"] is None
     assert summary["achieved_flops_per_s"] is None
+
+
+def test_time_to_target_excludes_evaluation(data):
+    # train_loss is first known after epoch 1, where any finite loss meets this target
+    suite = _suite(train={"epochs": 2, "batch_size": 16,
+                          "target": {"metric": "train_loss", "value": 1e9}})
+    result = train(expand(suite)[0], data)
+    first = result.history[1]
+    assert result.summary["time_to_target_s"] == first["elapsed_s"]
+    # the training seconds of epoch 1 only: neither evaluation is on that clock
+    assert result.summary["time_to_target_s"] < result.summary["train_s"]
+    assert result.summary["time_to_target_s"] + result.summary["eval_s"] < result.summary["wall_s"]
