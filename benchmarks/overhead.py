@@ -95,7 +95,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="keras_cnn")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 keeps a loaded machine's noise down)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     suite = validate_suite({
         "name": "overhead", "dataset": "mnist-mini", "device": args.device,
