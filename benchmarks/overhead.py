@@ -3,12 +3,14 @@
 (a) a minimal hand-written PyTorch loop: the training set normalised once and kept as one
     tensor, shuffled index batches, the same model, optimizer, seed and evaluation (val and test
     before training and after every epoch);
-(b) `cnnbench.engine.train` on the same RunSpec, with the default probes (time, memory).
+(b) `cnnbench.engine.train` on the same RunSpec, with the default probes (time, memory, flops).
 
 Each repeat times both (the order flips every repeat, so drift in machine load hits both);
 the figure is the median over repeats of the paired ratio (b)/(a). Target: ≤ 1.03. Wall time is
 what counts; the process's CPU time (all threads) is printed too, because on a machine shared
-with other work it moves far less with the others' load than wall time does.
+with other work it moves far less with the others' load than wall time does. Last, one
+training step alone, both ways, interleaved many times: the harness's per-step cost without
+the noise of whole runs.
 
     python benchmarks/overhead.py          # keras_cnn, Adam, mnist-mini, batch 128, 5 epochs
     python benchmarks/overhead.py --epochs 1 --repeats 3 --device cuda
@@ -24,7 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from cnnbench.engine import train
+from cnnbench.engine import _Trainer, train
 from cnnbench.env import resolve_device
 from cnnbench.executors import prepare_data
 from cnnbench.models import create_model
@@ -81,6 +83,30 @@ def harness(spec, data) -> None:
     assert result.summary["status"] == "ok", result.summary["message"]
 
 
+def step_costs(spec, data, *, rounds: int = 15, steps: int = 3) -> tuple[float, float]:
+    """Median CPU ms of one training step: the engine's `_Trainer.step` (closure, loss and
+    accuracy sums, schedule) and the hand-written one, on the same model and batch."""
+    trainer = _Trainer(spec, data)
+    generator = torch.Generator(device=data.device)
+    generator.manual_seed(0)
+    x, y = next(data.train_batches(spec.batch_size, generator))
+
+    def hand() -> None:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(trainer.model(x), y).backward()
+        trainer.optimizer.step()
+
+    costs: dict[str, list[float]] = {"harness": [], "hand": []}
+    for _ in range(rounds):
+        for name, fn in (("harness", lambda: trainer.step(x, y)), ("hand", hand)):
+            start = time.process_time()
+            for _ in range(steps):
+                fn()
+            _sync(data.device)
+            costs[name].append((time.process_time() - start) / steps * 1e3)
+    return statistics.median(costs["harness"]), statistics.median(costs["hand"])
+
+
 def timed(fn, spec, data) -> tuple[float, float]:
     """Wall and process-CPU seconds of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -122,6 +148,9 @@ def main() -> None:
               f"ratio {cpu_ratios[-1]:.3f}", flush=True)
     print(f"median (b)/(a) over {args.repeats} repeats: wall {statistics.median(wall_ratios):.3f}"
           f", CPU time {statistics.median(cpu_ratios):.3f}")
+    harness_ms, hand_ms = step_costs(spec, data)
+    print(f"one training step, median CPU time: harness {harness_ms:.2f} ms, hand-written "
+          f"{hand_ms:.2f} ms, ratio {harness_ms / hand_ms:.3f}")
 
 
 if __name__ == "__main__":
