@@ -4,9 +4,9 @@ from cnnbench.errors import CnnbenchError, SuiteError
 from cnnbench.executors import run_suite
 from cnnbench.models import create_model
 from cnnbench.optim import create_optimizer
-from cnnbench.store import load_results
+from cnnbench.store import load_grad_norms, load_results
 from cnnbench.suite import RunSpec, expand, load_suite
 
 __all__ = ["CnnbenchError", "SuiteError", "RunSpec", "create_model", "create_optimizer",
-           "expand", "load_results", "load_suite", "run_suite"]
+           "expand", "load_grad_norms", "load_results", "load_suite", "run_suite"]
 __version__ = "0.1.0"

@@ -246,6 +246,48 @@ def compare(
 
 
 @app.command()
+def profile(
+    model: Annotated[str, typer.Argument(help="a registered model or module:callable")],
+    dataset: Annotated[str | None, typer.Option(
+        help="take the input shape and class count from this dataset")] = None,
+    input: Annotated[str | None, typer.Option(
+        "--input", help="input shape CxHxW, e.g. 3x224x224 (default: the model's native input)")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option(help="comma-separated")] = "32,64,128",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 (autocast)")] = "fp32",
+    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    warmup: Annotated[int, typer.Option(min=0, help="untimed steps per phase")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, help="timed steps per phase")] = 20,
+    out: Annotated[Path | None, typer.Option(help="also write the rows (.parquet or .csv)")
+                   ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="where datasets live")] = None,
+) -> None:
+    """Inference and training speed of one model on synthetic data, per batch size."""
+    from cnnbench.env import resolve_device
+    from cnnbench.profile import input_for, profile_model, profile_table, write_rows
+
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise CnnbenchError(f"--precision {precision!r}: choose fp32, bf16 or fp16")
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",")]
+    except ValueError:
+        raise CnnbenchError(f"--batch-sizes {batch_sizes!r}: give integers, e.g. 32,64,128"
+                            ) from None
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        raise CnnbenchError(f"--out {str(out)!r}: name a .parquet or .csv file")
+    shape, classes = input_for(model, dataset=dataset, input=input, data_dir=data_dir)
+    rows = profile_model(model, input_shape=shape, num_classes=classes, batch_sizes=sizes,
+                         device=resolve_device(device), precision=precision,
+                         channels_last=channels_last, compile=compile, warmup=warmup,
+                         repeats=repeats)
+    console.print(profile_table(rows))
+    if out is not None:
+        write_rows(rows, out)
+
+
+@app.command()
 def schema() -> None:
     """Print the suite format's JSON Schema (for editor completion and checks)."""
     from cnnbench.suite import Suite

@@ -17,8 +17,20 @@ import torch.nn.functional as F
 
 from cnnbench.data import DeviceData
 from cnnbench.data.device import Split
+from cnnbench.env import device_name
 from cnnbench.models import count_parameters, create_model
 from cnnbench.optim import create_optimizer
+from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
+from cnnbench.probes import (
+    MemoryProbe,
+    NullTimer,
+    StepTimer,
+    count_flops,
+    grad_norms,
+    peak_flops_per_s,
+    state_bytes,
+    throughput,
+)
 from cnnbench.schedules import create_schedule
 from cnnbench.suite import RunSpec
 
@@ -106,6 +118,11 @@ class _Trainer:
                                   image_size=size, **spec.model_kwargs).to(self.device)
         self.optimizer = create_optimizer(spec.optimizer_name, self.model.parameters(),
                                           **spec.hparams)
+        self.precision = spec.train.get("precision") or "fp32"
+        self.channels_last = bool(spec.train.get("channels_last"))
+        self.net = prepare_model(self.model, channels_last=self.channels_last,
+                                 compile=bool(spec.train.get("compile")))
+        self.scaler = grad_scaler(self.device, self.precision)
         n = len(data.train)
         self.full_batch = spec.batch_size == "full"
         self.batch_size = n if self.full_batch else min(int(spec.batch_size), n)
@@ -123,6 +140,13 @@ class _Trainer:
         self.steps = self.samples = 0
         self.train_s = self.eval_s = 0.0
         self.time_to_target_s: float | None = None
+        self.timer = StepTimer(self.device) if "time" in spec.probes else NullTimer()
+        self.grad_norm_rows: list[dict[str, Any]] | None = (
+            [] if "grad_norms" in spec.probes else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.precision):
+            return self.net(to_layout(x, self.channels_last))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns the summed loss and the correct count, on the device."""
@@ -132,15 +156,20 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             if self.full_batch:
                 return self._full_batch_gradient(x, y, out)
-            logits = self.model(x)
+            logits = self.forward(x)
             loss = loss_fn(logits, y)
-            loss.backward()
+            self._backward(loss)
             out["loss_sum"] = loss.detach() * len(y)
             out["correct"] = (logits.detach().argmax(1) == y).sum()
             return loss
 
         self.lr_used = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step(closure)
+        if self.scaler is None:
+            self.optimizer.step(closure)
+        else:  # GradScaler takes no closure: unscale, skip the step on inf/NaN, adapt the scale
+            closure()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.scheduler.step()
         return out["loss_sum"], out["correct"]
 
@@ -151,13 +180,16 @@ class _Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for start in range(0, n, chunk):
-            logits = self.model(x[start:start + chunk])
+            logits = self.forward(x[start:start + chunk])
             part = loss_fn(logits, y[start:start + chunk], "sum")
-            (part / n).backward()
+            self._backward(part / n)
             loss_sum += part.detach()
             correct += (logits.detach().argmax(1) == y[start:start + chunk]).sum()
         out["loss_sum"], out["correct"] = loss_sum, correct
         return loss_sum / n
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
     def guard(self, loss_sum: torch.Tensor, batch: int) -> None:
         if self.steps % self.check_every:
@@ -181,23 +213,38 @@ class _Trainer:
             batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y)])
         else:
             batches = self.data.train_batches(self.batch_size, self.generator)
+        self.timer.data_start()
         for x, y in batches:
+            self.timer.compute_start()
             step_loss, step_correct = self.step(x, y)
             self.steps += 1
             self.samples += len(y)
             self.guard(step_loss, len(y))
+            if self.steps == 1 and self.grad_norm_rows is not None:
+                self.record_grad_norms(0)  # the gradient at initialisation
             loss_sum += step_loss
             correct += step_correct
+            self.timer.data_start()  # also the end of this step
         _synchronize(self.device)
         self.train_s += time.perf_counter() - start
+        self.timer.epoch_end()
         n = len(self.data.train)
         return loss_sum.item() / n, correct.item() / n
+
+    def record_grad_norms(self, epoch: int) -> None:
+        """Per-parameter norms of the last step's gradient."""
+        self.grad_norm_rows += [
+            {"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps, "layer": layer,
+             "grad_norm": norm} for layer, norm in grad_norms(self.model).items()]
 
     def evaluate_row(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
         start = time.perf_counter()
         batch = self.spec.train["eval_batch_size"]
-        val_loss, val_acc = evaluate(self.model, self.data, self.data.val, batch)
-        test_loss, test_acc = evaluate(self.model, self.data, self.data.test, batch)
+        with autocast(self.device, self.precision):
+            val_loss, val_acc = evaluate(self.net, self.data, self.data.val, batch)
+            test_loss, test_acc = evaluate(self.net, self.data, self.data.test, batch)
+        if self.grad_norm_rows is not None:
+            self.record_grad_norms(epoch)
         self.eval_s += time.perf_counter() - start
         row = {"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps,
                "samples": self.samples, "elapsed_s": self.train_s,
@@ -225,6 +272,9 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
     """
     started = time.time()
     wall_start = time.perf_counter()
+    memory = MemoryProbe(data.device)
+    if "memory" in spec.probes:
+        memory.start()
     trainer = _Trainer(spec, data)
     history: list[dict[str, Any]] = []
     status, message = "ok", ""
@@ -236,6 +286,7 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
     except TimedOut as exc:
         status, message = "timeout", str(exc)
     wall_s = time.perf_counter() - wall_start
+    probes = _probe_columns(spec, data, trainer, memory)
     epochs_done = max(0, len(history) - 1)
     final = history[-1] if history else {}
     val_accs = [r["val_acc"] for r in history[1:] if not math.isnan(r["val_acc"])]
@@ -257,6 +308,7 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
         "samples_per_s": trainer.samples / trainer.train_s if trainer.train_s else math.nan,
         "time_to_target_s": trainer.time_to_target_s,
         "params": count_parameters(trainer.model),
+        **probes,
         # every hyper-parameter the optimizer used, torch's own defaults included
         "optimizer_hparams": dict(trainer.optimizer.defaults),
         "train_size": len(data.train),
@@ -266,3 +318,29 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
         "end_time": time.time(),
     }
     return RunResult(summary, history)
+
+
+def _probe_columns(spec: RunSpec, data: DeviceData, trainer: _Trainer,
+                   memory: MemoryProbe) -> dict[str, Any]:
+    """The `runs` columns of the probes the suite switched on (see README, "Probes")."""
+    columns: dict[str, Any] = {"precision": trainer.precision}
+    if "time" in spec.probes:
+        columns.update(trainer.timer.summary())
+    if "memory" in spec.probes:
+        columns.update(memory.summary())
+        columns.update(state_bytes(trainer.model, trainer.optimizer))
+    if "flops" in spec.probes:
+        try:
+            forward, training = count_flops(trainer.model, data.shape)
+        except Exception:  # a user model that cannot run on meta tensors: FLOPs stay unknown
+            forward = training = None
+        peak = peak_flops_per_s(device_name(data.device), trainer.precision)
+        columns.update({
+            "flops_per_sample": forward,
+            "train_flops_per_step": training and training * trainer.batch_size,
+            "peak_flops_per_s": peak,
+            # all of train_s: warm-up and data waits included, like samples_per_s
+            **throughput(training and training * trainer.samples, trainer.train_s, peak)})
+    if trainer.grad_norm_rows is not None:
+        columns["grad_norms"] = trainer.grad_norm_rows  # the store keeps them as their own table
+    return columns

@@ -2,6 +2,8 @@
 
 `<out>/runs/<run_id>.parquet` holds the run's history rows; its summary row travels in the
 same file as JSON in the parquet metadata, so a run is either wholly there or not at all.
+The opt-in `grad_norms` probe's rows travel the same way, as a second metadata entry holding
+columnar JSON (run_id, epoch, step, layer, grad_norm): still one atomic file per run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from cnnbench.errors import CnnbenchError
 
 SCHEMA_VERSION = 1
 SUMMARY_KEY = b"cnnbench.summary"
+GRAD_NORMS_KEY = b"cnnbench.grad_norms"
+GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "grad_norm"]
 HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
                    "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 DONE_STATUSES = {"ok", "diverged", "error", "oom", "timeout"}  # not "interrupted"
@@ -55,8 +59,12 @@ class ResultStore:
         table = pa.Table.from_pylist(history) if history else pa.table(
             {c: pa.array([], pa.float64()) for c in HISTORY_COLUMNS})
         summary = {**summary, "schema_version": SCHEMA_VERSION}
+        grad_norms = summary.pop("grad_norms", None)
         meta = {SUMMARY_KEY: json.dumps({k: _jsonable(v) for k, v in summary.items()},
                                         default=str).encode()}
+        if grad_norms is not None:
+            columns = {c: [_jsonable(row[c]) for row in grad_norms] for c in GRAD_NORM_COLUMNS}
+            meta[GRAD_NORMS_KEY] = json.dumps(columns).encode()
         table = table.replace_schema_metadata(meta)
         target = self.path(summary["run_id"])
         tmp = None
@@ -103,14 +111,18 @@ def _summary(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
     return json.loads((metadata or {}).get(SUMMARY_KEY, b"{}"))
 
 
-def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tidy `runs` (one row per run) and `history` (one row per evaluation) DataFrames."""
-    store = ResultStore(path)
-    if not store.runs_dir.is_dir():
+def _result_files(path: str | Path) -> list[Path]:
+    runs_dir = ResultStore(path).runs_dir
+    if not runs_dir.is_dir():
         raise CnnbenchError(f"no results in {str(path)!r} (expected a folder with runs/ inside, "
                             "as written by `cnnbench run --out`)")
+    return sorted(runs_dir.glob("*.parquet"))
+
+
+def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy `runs` (one row per run) and `history` (one row per evaluation) DataFrames."""
     summaries, histories = [], []
-    for file in sorted(store.runs_dir.glob("*.parquet")):
+    for file in _result_files(path):
         try:
             table = pq.read_table(file)
         except (OSError, pa.ArrowInvalid):
@@ -121,3 +133,21 @@ def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
         columns=HISTORY_COLUMNS)
     return runs, history
+
+
+def load_grad_norms(path: str | Path) -> pd.DataFrame:
+    """The `grad_norms` probe's tidy table (run_id, epoch, step, layer, grad_norm) of a results
+    folder; empty where no run had the probe on. Epoch 0 holds the first step's gradient."""
+    frames = []
+    for file in _result_files(path):
+        try:
+            metadata = pq.read_schema(file).metadata or {}
+        except (OSError, pa.ArrowInvalid):
+            continue
+        if GRAD_NORMS_KEY in metadata:
+            frames.append(pd.DataFrame(json.loads(metadata[GRAD_NORMS_KEY])))
+    if not frames:
+        return pd.DataFrame(columns=GRAD_NORM_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    table["grad_norm"] = table["grad_norm"].astype(float)  # null (a NaN norm) → NaN
+    return table

@@ -115,6 +115,11 @@ class TrainConfig(Strict):
     eval_batch_size: int = Field(1000, ge=1)
     divergence_factor: float = Field(10.0, gt=1, description="loss above factor × start: diverged")
     time_limit_s: float | None = Field(None, gt=0, description="stop a run as `timeout` after")
+    # unset (None) means fp32 / off, and keeps the run_ids of suites that do not use them
+    precision: Literal["fp32", "bf16", "fp16"] | None = Field(
+        None, description="fp32 (default), or bf16/fp16 autocast (fp16 with a GradScaler)")
+    channels_last: bool | None = Field(None, description="NHWC memory layout (default false)")
+    compile: bool | None = Field(None, description="torch.compile the model (default false)")
 
 
 class ModelEntry(Open):
@@ -147,7 +152,7 @@ class Suite(Strict):
     matrix: Matrix
     include: list[dict[str, Any]] = []
     exclude: list[dict[str, Any]] = []
-    probes: list[Literal["time", "memory", "flops"]] = ["time", "memory"]
+    probes: list[Literal["time", "memory", "flops", "grad_norms"]] = ["time", "memory", "flops"]
 
     @property
     def dataset_config(self) -> DatasetConfig:

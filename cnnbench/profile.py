@@ -1,0 +1,182 @@
+"""`cnnbench profile`: the pure speed of one model on synthetic data, in the manner of timm's
+benchmark script.
+
+For each batch size and phase (inference: forward under no_grad in eval mode; train: forward,
+cross-entropy, backward and an SGD-momentum step), `warmup` untimed steps run first, then
+`repeats` timed steps: per-step CPU clock reads, or on CUDA per-step events read once at the
+end. Peak memory is reset before each phase. Rows are tidy: one per (batch size, phase).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.table import Table
+
+from cnnbench.env import device_name
+from cnnbench.errors import CnnbenchError
+from cnnbench.models import create_model
+from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
+from cnnbench.probes import MemoryProbe, StepTimer, count_flops, peak_flops_per_s, throughput
+
+WARMUP = 5
+REPEATS = 20
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    """'3x224x224' → (3, 224, 224)."""
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CnnbenchError(f"--input {text!r}: write it as CHANNELSxHEIGHTxWIDTH, e.g. 3x224x224")
+    if parts[1] != parts[2]:
+        raise CnnbenchError(f"--input {text!r}: the models take square images; give HEIGHT = WIDTH")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def input_for(model: str, *, dataset: str | None = None, input: str | None = None,
+              data_dir: str | None = None) -> tuple[tuple[int, int, int], int]:
+    """The input shape and class count to profile with: `--input`, else the dataset's, else the
+    registered model's native input."""
+    from cnnbench.data import load_dataset
+    from cnnbench.imports import is_import_path
+    from cnnbench.models.registry import MODEL_INFO, MODELS
+    from cnnbench.suite import DatasetConfig
+
+    if dataset is not None and input is not None:
+        raise CnnbenchError("give --dataset or --input, not both")
+    if input is not None:
+        return parse_input(input), 10
+    if dataset is not None:
+        arrays = load_dataset(DatasetConfig(name=dataset), data_dir)
+        return arrays.shape, arrays.num_classes
+    if is_import_path(model):
+        raise CnnbenchError(f"model {model!r} is a user model: give --input CxHxW or --dataset")
+    MODELS.get(model)  # an unknown name raises, listing close matches
+    info = MODEL_INFO[model]
+    return info.native_input, info.native_classes
+
+
+def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes: int,
+                  batch_sizes: list[int], device: torch.device, precision: str = "fp32",
+                  channels_last: bool = False, compile: bool = False, warmup: int = WARMUP,
+                  repeats: int = REPEATS) -> list[dict[str, Any]]:
+    """One row per (batch size, phase): samples/s, step-time median and IQR, peak memory,
+    FLOPs per step and achieved FLOP/s (and MFU on GPUs in the peak table)."""
+    torch.manual_seed(0)
+    net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,
+                       image_size=input_shape[1]).to(device)
+    forward_flops, train_flops = count_flops(net, input_shape)
+    runner = prepare_model(net, channels_last=channels_last, compile=compile)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+    scaler = grad_scaler(device, precision)
+    peak = peak_flops_per_s(device_name(device), precision)
+
+    def infer(x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.no_grad(), autocast(device, precision):
+            runner(x)
+
+    def train(x: torch.Tensor, y: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            loss = torch.nn.functional.cross_entropy(runner(x), y)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    rows = []
+    for batch in batch_sizes:
+        x = to_layout(torch.randn(batch, *input_shape, device=device), channels_last)
+        y = torch.randint(0, num_classes, (batch,), device=device)
+        for phase, step, flops in (("inference", infer, forward_flops),
+                                   ("train", train, train_flops)):
+            net.train(phase == "train")
+            row = {"model": model, "phase": phase, "batch_size": batch,
+                   "input": "x".join(map(str, input_shape)), "precision": precision,
+                   "channels_last": channels_last, "compile": compile, "device": str(device),
+                   "device_name": device_name(device)}
+            try:
+                row.update(_time_steps(step, x, y, device, warmup, repeats))
+            except torch.OutOfMemoryError:
+                row["status"] = "oom"
+                torch.cuda.empty_cache()
+                rows.append(row)
+                continue
+            step_s = row["step_ms_median"] / 1e3
+            row.update({"status": "ok", "flops_per_step": flops * batch,
+                        **throughput(flops * batch, step_s, peak)})
+            rows.append(row)
+    return rows
+
+
+def _time_steps(step, x: torch.Tensor, y: torch.Tensor, device: torch.device, warmup: int,
+                repeats: int) -> dict[str, Any]:
+    memory = MemoryProbe(device)
+    memory.start()
+    for _ in range(warmup):
+        step(x, y)
+    timer = StepTimer(device, warmup_steps=0)
+    for _ in range(repeats):
+        timer.data_start()
+        timer.compute_start()
+        step(x, y)
+    timer.data_start()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timer.epoch_end()
+    q25, q75 = np.percentile(timer.step_ms, [25, 75])
+    return {"samples_per_s": len(x) * repeats / (sum(timer.step_ms) / 1e3),
+            "step_ms_median": statistics.median(timer.step_ms),
+            "step_ms_iqr": float(q75 - q25), **memory.summary()}
+
+
+def _si(value: float | None, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def profile_table(rows: list[dict[str, Any]]) -> Table:
+    first = rows[0] if rows else {}
+    table = Table(title=f"{first.get('model', '')} on {first.get('device_name', '')}, "
+                        f"input {first.get('input', '')}, {first.get('precision', '')}"
+                        + (", channels_last" if first.get("channels_last") else "")
+                        + (", compiled" if first.get("compile") else ""))
+    cuda = first.get("device", "").startswith("cuda")
+    columns = ["phase", "batch", "samples/s", "step ms", "IQR ms", "FLOPs/step", "FLOP/s", "MFU",
+               "peak CUDA alloc" if cuda else "peak RSS"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for row in rows:
+        if row["status"] != "ok":
+            table.add_row(row["phase"], str(row["batch_size"]), row["status"],
+                          *[""] * (len(columns) - 3))
+            continue
+        mfu = row["mfu"]
+        table.add_row(row["phase"], str(row["batch_size"]), f"{row['samples_per_s']:.1f}",
+                      f"{row['step_ms_median']:.2f}", f"{row['step_ms_iqr']:.2f}",
+                      _si(row["flops_per_step"]), _si(row["achieved_flops_per_s"]),
+                      "—" if mfu is None else f"{100 * mfu:.1f}%",
+                      _si(row["peak_cuda_allocated_bytes" if cuda else "peak_rss_bytes"], "B"))
+    return table
+
+
+def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
+    """The tidy rows as parquet or csv, chosen by the file's suffix."""
+    frame = pd.DataFrame(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
