@@ -64,3 +64,4 @@ def graceful_stop(log: Callable[[str], None] = print) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _received.clear()  # the caller has read it inside the block
