@@ -25,6 +25,33 @@ ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 MATRIX = {"model": [{"name": "mlp", "hidden": 16}], "optimizer": ["sgd", "momentum"],
           "lr": [0.003, 0.01, 0.03]}
+SLOW_MODEL = """
+import time
+import torch.nn as nn
+
+
+class Slow(nn.Module):
+    \"\"\"A linear classifier whose training steps take at least `sleep_s`: the tests that stop a
+    run mid-way need it to be mid-way for a while, on any machine.\"\"\"
+
+    def __init__(self, in_channels=1, num_classes=3, image_size=8, sleep_s=0.005):
+        super().__init__()
+        self.sleep_s = sleep_s
+        self.fc = nn.Linear(in_channels * image_size * image_size, num_classes)
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(self.sleep_s)
+        return self.fc(x.flatten(1))
+"""
+
+
+def slow_model(folder: Path, sleep_s: float) -> dict:
+    """Write the `Slow` model's module into `folder` (put it on sys.path / PYTHONPATH)."""
+    (folder / "slow_model.py").write_text(SLOW_MODEL)
+    return {"name": "slow_model:Slow", "sleep_s": sleep_s}
+
+
 COMPARED = ["run_id", "status", "epochs_done", "steps", "train_loss", "val_loss", "val_acc",
             "test_loss", "test_acc", "best_val_acc"]
 
@@ -80,37 +107,44 @@ def _frame(out):
     return runs[COMPARED].sort_values("run_id").reset_index(drop=True), history
 
 
-def test_parallel_shards_with_kill_9_equal_one_unsharded_run(suite_file, tmp_path):
+def test_parallel_shards_with_kill_9_equal_one_unsharded_run(write_suite, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite_file = write_suite(matrix={**MATRIX, "model": [slow_model(tmp_path, 0.005)]},
+                             train={"epochs": 4, "batch_size": 8})
     whole = tmp_path / "whole"
     cnnbench.run_suite(cnnbench.load_suite(suite_file), whole)
     out = tmp_path / "sharded"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)]),
+           "OMP_NUM_THREADS": "1"}
     procs = {k: subprocess.Popen(_cmd(suite_file, out, "--shard", f"{k}/2"), env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for k in (1, 2)}
     first = {s.run_id for s in shard(expand(cnnbench.load_suite(suite_file)), 1, 2)}
     deadline = time.time() + 240
-    reads = 0
+    reads, finished = 0, set()
     while procs[1].poll() is None and time.time() < deadline:
         if (out / "runs").is_dir():  # readers see only whole files while shards write
             runs, _ = cnnbench.load_results(out)
             reads += 1
             ids = list(runs["run_id"]) if not runs.empty else []
             assert len(ids) == len(set(ids))
-            if first & set(ids):
+            finished = first & set(ids)
+            running = {p.stem for p in out.glob("checkpoints/*.pt")} & (first - finished)
+            if finished and running:  # one run of shard 1 done, another mid-way
                 procs[1].send_signal(signal.SIGKILL)  # node failure: no chance to clean up
                 break
-        time.sleep(0.05)
+        time.sleep(0.02)
     for proc in procs.values():
         proc.wait(timeout=240)
     assert procs[1].returncode == -signal.SIGKILL, "shard 1 must be killed part-way"
-    assert procs[2].returncode == 0
-    assert reads >= 1
-    # rerun of the killed shard completes it; its finished run is not run again
+    assert procs[2].returncode == 0 and reads >= 1
+    # rerun of the killed shard: finished runs are skipped, the killed one resumes
     again = subprocess.run(_cmd(suite_file, out, "--shard", "1/2"), env=env,
                            capture_output=True, text=True, timeout=240)
     assert again.returncode == 0, again.stderr
-    assert "1 already finished" in again.stderr
+    assert f"{len(finished)} already finished" in again.stderr
+    assert "resumed from the checkpoint of epoch" in again.stderr
     sharded, history = _frame(out)
     expected, expected_history = _frame(whole)
     assert sharded.equals(expected)  # the same runs, the same numbers, each once

@@ -21,6 +21,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.executors import shard
 from cnnbench.slurm import time_minutes
 from cnnbench.suite import expand
+from tests.test_shards import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -42,8 +43,10 @@ slurm = pytest.mark.skipif(not _cluster_up(), reason="no Slurm cluster up (sbatc
 
 
 def _submit(suite: Path, out: Path, shards: int, *extra: str) -> str:
-    """`cnnbench submit` as a user types it; the jobs import this checkout (PYTHONPATH)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    """`cnnbench submit` as a user types it; the jobs import this checkout and the suite's
+    folder (PYTHONPATH, which sbatch passes on)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(suite.parent)]),
+           "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "cnnbench", "submit", str(suite), "--out",
                            str(out), "--partition", "debug", "--time", "00:10:00",
                            "--cpus-per-task", "1", "--mem", "1G", "--shards", str(shards),
@@ -83,8 +86,11 @@ def test_a_job_array_writes_every_run_exactly_once(write_suite, tmp_path):
 
 
 @slurm
-def test_scancel_mid_run_then_resubmit_resumes_from_the_checkpoint(write_suite, tmp_path):
-    suite = write_suite(matrix={"model": [{"name": "mlp", "hidden": 16}],
+def test_scancel_mid_run_then_resubmit_resumes_from_the_checkpoint(write_suite, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # ≥ 12 steps × 20 ms per epoch: still mid-run when scancel's SIGTERM arrives, on any machine
+    suite = write_suite(matrix={"model": [slow_model(tmp_path, 0.02)],
                                 "optimizer": ["sgd"], "lr": [0.01, 0.1]},
                         train={"epochs": 12, "batch_size": 8})
     out = tmp_path / "out"
