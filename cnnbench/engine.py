@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnbench import signals
+from cnnbench.checkpoint import Checkpoint
 from cnnbench.data import DeviceData
 from cnnbench.data.device import Split
 from cnnbench.env import device_name
@@ -222,6 +224,7 @@ class _Trainer:
             self.guard(step_loss, len(y))
             if self.steps == 1 and self.grad_norm_rows is not None:
                 self.record_grad_norms(0)  # the gradient at initialisation
+            signals.check()  # a stop signal ends the run here, between two steps
             loss_sum += step_loss
             correct += step_correct
             self.timer.data_start()  # also the end of this step
@@ -255,20 +258,27 @@ class _Trainer:
             self.time_to_target_s = self.train_s
         return row
 
-    def run(self, history: list[dict[str, Any]], on_epoch=None) -> None:
-        """Train all epochs, appending history rows as they come (kept if the run diverges)."""
-        history.append(self.evaluate_row(0, math.nan, math.nan))
-        for epoch in range(1, self.spec.train["epochs"] + 1):
+    def run(self, history: list[dict[str, Any]], on_epoch=None, *, after_epoch=None) -> None:
+        """Train the epochs not yet in `history` (empty, or restored from a checkpoint),
+        appending history rows as they come (kept if the run diverges)."""
+        if not history:
+            history.append(self.evaluate_row(0, math.nan, math.nan))
+        for epoch in range(len(history), self.spec.train["epochs"] + 1):
             train_loss, train_acc = self.train_epoch()
             history.append(self.evaluate_row(epoch, train_loss, train_acc))
+            if after_epoch is not None:
+                after_epoch(epoch)
             if on_epoch is not None:
                 on_epoch(epoch, history[-1])
 
 
-def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
+def train(spec: RunSpec, data: DeviceData, on_epoch=None,
+          checkpoint: Checkpoint | None = None) -> RunResult:
     """Train one run on data already on its device; divergence ends it early as `diverged`.
 
-    Other exceptions propagate: the executor records them as `error`.
+    With a `checkpoint`, the run resumes from it when there is one, and saves one after every
+    epoch; a stop signal ends it as `interrupted`. Other exceptions propagate: the executor
+    records them as `error`.
     """
     started = time.time()
     wall_start = time.perf_counter()
@@ -277,10 +287,23 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
         memory.start()
     trainer = _Trainer(spec, data)
     history: list[dict[str, Any]] = []
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is not None:
+        history = checkpoint.restore(trainer, resumed)
+        started, wall_start = resumed["start_time"], wall_start - resumed["wall_s"]
+
+    def save(epoch: int) -> None:
+        checkpoint.save(trainer, history, epoch=epoch, start_time=started,
+                        wall_s=time.perf_counter() - wall_start)
+
     status, message = "ok", ""
     try:
         with time_limit(spec.train.get("time_limit_s")):
-            trainer.run(history, on_epoch)
+            trainer.run(history, on_epoch, after_epoch=save if checkpoint is not None else None)
+    except signals.Interrupted as exc:
+        done = len(history) - 1
+        status, message = "interrupted", (f"{exc} during epoch {done + 1}; re-run to resume "
+                                          f"after epoch {done}")
     except Diverged as exc:
         status, message = "diverged", str(exc)
     except TimedOut as exc:
@@ -295,6 +318,7 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None) -> RunResult:
         "status": status,
         "message": message,
         "epochs_done": epochs_done,
+        "resumed_from_epoch": resumed["epoch"] if resumed is not None else None,
         "steps": trainer.steps,
         "samples": trainer.samples,
         **{k: final.get(k, math.nan) for k in

@@ -27,7 +27,12 @@ GRAD_NORMS_KEY = b"cnnbench.grad_norms"
 GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "grad_norm"]
 HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
                    "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
-DONE_STATUSES = {"ok", "diverged", "error", "oom", "timeout"}  # not "interrupted"
+FAILED_STATUSES = {"error", "oom", "timeout"}  # retried by `run --rerun-failed`
+DONE_STATUSES = {"ok", "diverged"} | FAILED_STATUSES  # not "interrupted": that one resumes
+
+
+class WriteError(CnnbenchError):
+    """A result or checkpoint could not be written (full disk, vanished folder): the suite stops."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,6 +50,10 @@ class ResultStore:
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.parquet"
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        """Where the run's per-epoch checkpoint lives while it is unfinished."""
+        return self.root / "checkpoints" / f"{run_id}.pt"
 
     def prepare(self) -> None:
         try:
@@ -80,7 +89,7 @@ class ResultStore:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise CnnbenchError(
+                raise WriteError(
                     f"cannot write the result of run {summary['run_id']} to {str(target)!r}: "
                     f"{exc.strerror or exc}. No partial file was left; free space or restore the "
                     "folder, then run the suite again to resume"
@@ -94,17 +103,21 @@ class ResultStore:
             return None
         return _summary(pq.read_schema(path).metadata)
 
-    def finished_ids(self) -> dict[str, str]:
-        """run_id → status of every run that has a result file (interrupted ones excluded)."""
+    def statuses(self) -> dict[str, str]:
+        """run_id → status of every run that has a result file, interrupted ones included."""
         out = {}
         for path in self.runs_dir.glob("*.parquet"):
             try:
                 summary = _summary(pq.read_schema(path).metadata)
             except (OSError, pa.ArrowInvalid):
                 continue  # a foreign or damaged file: treat its run as not done
-            if summary.get("status") in DONE_STATUSES:
-                out[summary["run_id"]] = summary["status"]
+            if "run_id" in summary:
+                out[summary["run_id"]] = summary.get("status")
         return out
+
+    def finished_ids(self) -> dict[str, str]:
+        """run_id → status of every run that has a result file (interrupted ones excluded)."""
+        return {k: v for k, v in self.statuses().items() if v in DONE_STATUSES}
 
 
 def _summary(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
