@@ -20,6 +20,7 @@ from cnnbench.checkpoint import Checkpoint
 from cnnbench.data import DeviceData
 from cnnbench.data.device import Split
 from cnnbench.env import device_name
+from cnnbench.flops import count_flops
 from cnnbench.models import count_parameters, create_model
 from cnnbench.optim import create_optimizer
 from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
@@ -27,7 +28,6 @@ from cnnbench.probes import (
     MemoryProbe,
     NullTimer,
     StepTimer,
-    count_flops,
     grad_norms,
     peak_flops_per_s,
     state_bytes,

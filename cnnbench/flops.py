@@ -15,24 +15,33 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnbench.models import count_parameters, create_model
 
 
-def forward_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """FLOPs of one forward pass of one (C, H, W) sample, in eval mode, on the model's device."""
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    try:
-        with torch.no_grad(), counter:
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops()
+def count_flops(model: nn.Module, input_shape: tuple[int, ...], *,
+                backward: bool = True) -> tuple[int, int | None]:
+    """Forward and training (forward + backward) FLOPs per sample of `input_shape` (C, H, W);
+    the training figure is None with `backward=False`.
+
+    The model runs on meta tensors standing in for its parameters and buffers: nothing is
+    computed and the model itself (weights, buffers, mode) is not touched.
+    """
+    batch = 2  # BatchNorm in train mode needs more than one value per channel
+    meta = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+            for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    x = torch.empty((batch, *input_shape), device="meta")
+    with FlopCounterMode(display=False) as forward:
+        functional_call(model, meta, (x,))
+    if not backward:
+        return forward.get_total_flops() // batch, None
+    with FlopCounterMode(display=False) as training:
+        out = functional_call(model, meta, (x,))
+        if out.requires_grad:
+            out.float().sum().backward()
+    return forward.get_total_flops() // batch, training.get_total_flops() // batch
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,8 @@ def model_cost(name: str, input_shape: tuple[int, int, int], num_classes: int,
     def cost() -> ModelCost:
         model = create_model(name, in_channels=channels, num_classes=num_classes,
                              image_size=size, **kwargs)
-        return ModelCost(count_parameters(model), forward_flops(model, input_shape))
+        return ModelCost(count_parameters(model),
+                         count_flops(model, input_shape, backward=False)[0])
 
     try:
         with torch.device("meta"):

@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.func import functional_call
-from torch.utils.flop_counter import FlopCounterMode
 
 WARMUP_STEPS = 3  # the first steps of a run (allocator, cuDNN autotuning, compile) reported apart
 
@@ -159,27 +157,6 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str,
 
 
 # ─── FLOPs ─────────────────────────────────────────────────────────────────────────────────────
-
-
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """Forward and training (forward + backward) FLOPs per sample of `input_shape` (C, H, W).
-
-    `torch.utils.flop_counter` counts matmuls and convolutions, a multiply-add as 2 FLOPs;
-    element-wise work (activations, normalisation, the optimizer's update) is not counted.
-    The model runs on meta tensors standing in for its parameters and buffers: nothing is
-    computed and the model itself is not touched.
-    """
-    batch = 2  # BatchNorm in train mode needs more than one value per channel
-    meta = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
-            for name, t in [*model.named_parameters(), *model.named_buffers()]}
-    x = torch.empty((batch, *input_shape), device="meta")
-    with FlopCounterMode(display=False) as forward:
-        functional_call(model, meta, (x,))
-    with FlopCounterMode(display=False) as training:
-        out = functional_call(model, meta, (x,))
-        if out.requires_grad:
-            out.float().sum().backward()
-    return forward.get_total_flops() // batch, training.get_total_flops() // batch
 
 
 # Dense (no structured sparsity) peak FLOP/s, from the vendors' datasheets:

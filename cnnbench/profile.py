@@ -20,9 +20,10 @@ from rich.table import Table
 
 from cnnbench.env import device_name
 from cnnbench.errors import CnnbenchError
+from cnnbench.flops import count_flops
 from cnnbench.models import create_model
 from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
-from cnnbench.probes import MemoryProbe, StepTimer, count_flops, peak_flops_per_s, throughput
+from cnnbench.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
 
 WARMUP = 5
 REPEATS = 20

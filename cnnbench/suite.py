@@ -408,9 +408,10 @@ class RunSpec:
     run_id: str = field(default="", compare=False)
 
     def identity(self) -> dict[str, Any]:
-        """What makes a run this run: all but the suite name, the label and the id itself."""
+        """What makes a run this run: all but the suite name, the label, the probes (they
+        measure a run, they do not change it) and the id itself."""
         d = asdict(self)
-        for k in ("suite", "optimizer", "run_id"):
+        for k in ("suite", "optimizer", "probes", "run_id"):
             d.pop(k)
         return _without_none(d)
 

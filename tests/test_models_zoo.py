@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.flops import forward_flops, model_cost
+from cnnbench.flops import count_flops, model_cost
 from cnnbench.listing import dataset_input, parse_input
 from cnnbench.models import MODEL_INFO, count_parameters, create_model
 from cnnbench.models.cifar_resnet import Block
@@ -169,7 +169,7 @@ def test_init_is_seeded_and_he_normal():
 def test_flops_count_a_multiply_add_as_two():
     layer = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
     expected = 2 * (4 * 6 * 6 * 2 * 3 * 3) + 2 * (4 * 6 * 6 * 5)
-    assert forward_flops(layer, (2, 8, 8)) == expected
+    assert count_flops(layer, (2, 8, 8), backward=False)[0] == expected
     assert layer.training  # the mode is restored
 
 

@@ -12,10 +12,10 @@ import torch.nn as nn
 from cnnbench import load_grad_norms, load_results, run_suite
 from cnnbench.engine import _Trainer, train
 from cnnbench.executors import prepare_data
+from cnnbench.flops import count_flops
 from cnnbench.probes import (
     MemoryProbe,
     StepTimer,
-    count_flops,
     peak_flops_per_s,
     peak_rss_bytes,
     reset_peak_rss,

@@ -8,8 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from cnnbench.cli import app
+from cnnbench.flops import count_flops
 from cnnbench.models import create_model
-from cnnbench.probes import count_flops
 from cnnbench.profile import parse_input, profile_model
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

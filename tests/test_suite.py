@@ -150,3 +150,9 @@ def test_missing_and_directory_suite_files(tmp_path):
         load_suite(tmp_path / "nope.yaml")
     with pytest.raises(SuiteError, match="is a directory"):
         load_suite(tmp_path)
+
+
+def test_probes_do_not_change_the_run_id(write_suite):
+    plain = expand(load_suite(write_suite(probes=["time"])))
+    probed = expand(load_suite(write_suite(probes=["time", "memory", "flops", "grad_norms"])))
+    assert [s.run_id for s in plain] == [s.run_id for s in probed]
