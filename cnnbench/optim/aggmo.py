@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
+from cnnbench.optim.update import closure_loss, coupled_gradient
 
 
 class AggMo(torch.optim.Optimizer):
@@ -28,19 +29,13 @@ class AggMo(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             betas = group["betas"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("sparse gradients are not supported")
-                grad = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] \
-                    else p.grad
+                grad = coupled_gradient(p, group["weight_decay"])
                 state = self.state[p]
                 if not state:
                     state["velocities"] = torch.zeros((len(betas), *p.shape), dtype=p.dtype,

@@ -23,14 +23,9 @@ from collections.abc import Callable, Iterable
 import torch
 
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
+from cnnbench.optim.update import closure_loss, coupled_gradient
 
 PAPER = "cnnbench (Ma & Yarats, ICLR 2019)"
-
-
-def _gradient(p: torch.Tensor, weight_decay: float) -> torch.Tensor:
-    if p.grad.is_sparse:
-        raise RuntimeError("sparse gradients are not supported")
-    return p.grad.add(p, alpha=weight_decay) if weight_decay else p.grad
 
 
 class QHM(torch.optim.Optimizer):
@@ -43,16 +38,13 @@ class QHM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             lr, beta, nu = group["lr"], group["momentum"], group["nu"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = _gradient(p, group["weight_decay"])
+                grad = coupled_gradient(p, group["weight_decay"])
                 state = self.state[p]
                 if not state:
                     state["momentum_buffer"] = torch.zeros_like(p)
@@ -75,16 +67,13 @@ class QHAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             (beta1, beta2), (nu1, nu2) = group["betas"], group["nus"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = _gradient(p, group["weight_decay"])
+                grad = coupled_gradient(p, group["weight_decay"])
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
