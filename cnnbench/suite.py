@@ -173,6 +173,7 @@ class _Source:
 
     def __init__(self, file: str, node: yaml.Node | None) -> None:
         self.file, self.node = file, node
+        self.overrides: list[tuple[list[str | int], str]] = []  # (key path, the --set text)
 
     def locate(self, loc: tuple) -> tuple[list[str | int], int | None]:
         """The part of pydantic's `loc` that exists in the document, and its 1-based line."""
@@ -198,6 +199,9 @@ class _Source:
     def where(self, loc: tuple) -> str:
         path, line = self.locate(loc)
         key = _dotted(path)
+        for parts, text in reversed(self.overrides):  # the last --set of a key wins
+            if path[:len(parts)] == parts:
+                return f"--set {text!r}: {key}"
         return f"{self.file}{f':{line}' if line else ''}" + (f": {key}" if key else "")
 
 
@@ -283,6 +287,8 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     data, source = _read_yaml(Path(path))
     for override in overrides or []:
         apply_override(data, override)
+        key = override.partition("=")[0]
+        source.overrides.append(([int(p) if p.isdigit() else p for p in key.split(".")], override))
     return validate_suite(data, source)
 
 
@@ -325,8 +331,14 @@ def _check_names(suite: Suite, source: _Source) -> None:
         name = entry if isinstance(entry, str) else entry.name
         check(("matrix", "model", i),
               lambda n=name: load_object(n, "model") if is_import_path(n) else MODELS.get(n))
+    labels: list[str] = []
     for i, entry in enumerate(suite.matrix.optimizer):
         opt = entry if isinstance(entry, OptimizerEntry) else OptimizerEntry(name=entry)
+        if opt.display in labels:
+            errors.append((("matrix", "optimizer", i),
+                           f"label {opt.display!r} is used twice; give each variant its own "
+                           "`label:` so the runs can be told apart"))
+        labels.append(opt.display)
         check(("matrix", "optimizer", i),
               lambda o=opt: resolve_hparams(o.name, {"lr": 1.0, **o.options}))
     if errors:
@@ -472,13 +484,6 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
     matrix = suite.matrix
     optimizers = [o if isinstance(o, OptimizerEntry) else OptimizerEntry(name=o)
                   for o in matrix.optimizer]
-    labels = [o.display for o in optimizers]
-    dupes = sorted({label for label in labels if labels.count(label) > 1})
-    if dupes:
-        raise SuiteError(
-            f"matrix.optimizer: label {', '.join(map(repr, dupes))} is used twice; give each "
-            "variant its own `label:` so the runs can be told apart"
-        )
     for section, entries in (("exclude", suite.exclude), ("include", suite.include)):
         for i, entry in enumerate(entries):
             unknown = sorted(set(entry) - set(PATTERN_KEYS))

@@ -86,7 +86,7 @@ def test_overrides_set_any_key(write_suite):
 
 @pytest.mark.parametrize("override, fragment", [
     ("train.epoch=2", "unknown key 'epoch' — did you mean 'epochs'?"),
-    ("train.epochs=abc", "train.epochs"),
+    ("train.epochs=abc", "--set 'train.epochs=abc': train.epochs: Input should be a valid integer"),
     ("nonsense", "key.path=value"),
     ("matrix.model.5=mlp", "has no item 5"),
 ])
