@@ -21,24 +21,26 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnbench.models import count_parameters, create_model
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...], *,
-                backward: bool = True) -> tuple[int, int | None]:
+def count_flops(model: nn.Module, input_shape: tuple[int, ...], *, backward: bool = True,
+                meta: bool = True) -> tuple[int, int | None]:
     """Forward and training (forward + backward) FLOPs per sample of `input_shape` (C, H, W);
     the training figure is None with `backward=False`.
 
-    The model runs on meta tensors standing in for its parameters and buffers: nothing is
-    computed and the model itself (weights, buffers, mode) is not touched.
+    With `meta` (the default) the model runs on meta tensors standing in for its parameters
+    and buffers: nothing is computed and the model itself is not touched. `meta=False` runs it
+    for real on zeros, for models whose code reads tensor values.
     """
     batch = 2  # BatchNorm in train mode needs more than one value per channel
-    meta = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
-            for name, t in [*model.named_parameters(), *model.named_buffers()]}
-    x = torch.empty((batch, *input_shape), device="meta")
+    state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+             if meta else t for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    device = "meta" if meta else next(iter(state.values()), torch.empty(0)).device
+    x = torch.zeros((batch, *input_shape), device=device)
     with FlopCounterMode(display=False) as forward:
-        functional_call(model, meta, (x,))
+        functional_call(model, state, (x,))
     if not backward:
         return forward.get_total_flops() // batch, None
     with FlopCounterMode(display=False) as training:
-        out = functional_call(model, meta, (x,))
+        out = functional_call(model, state, (x,))
         if out.requires_grad:
             out.float().sum().backward()
     return forward.get_total_flops() // batch, training.get_total_flops() // batch
@@ -59,14 +61,14 @@ def model_cost(name: str, input_shape: tuple[int, int, int], num_classes: int,
     """
     channels, size, _ = input_shape
 
-    def cost() -> ModelCost:
-        model = create_model(name, in_channels=channels, num_classes=num_classes,
-                             image_size=size, **kwargs)
-        return ModelCost(count_parameters(model),
-                         count_flops(model, input_shape, backward=False)[0])
+    def cost(meta: bool) -> ModelCost:
+        with torch.device("meta" if meta else "cpu"):
+            model = create_model(name, in_channels=channels, num_classes=num_classes,
+                                 image_size=size, **kwargs)
+        flops, _ = count_flops(model, input_shape, backward=False, meta=meta)
+        return ModelCost(count_parameters(model), flops)
 
     try:
-        with torch.device("meta"):
-            return cost()
+        return cost(meta=True)
     except Exception:  # code that reads tensor data fails on meta; its real errors show on CPU
-        return cost()
+        return cost(meta=False)
