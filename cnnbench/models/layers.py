@@ -47,3 +47,13 @@ def kaiming_init(model: nn.Module, *, linear_std: float | None = None) -> None:
         elif isinstance(m, nn.Linear) and linear_std is not None:
             nn.init.normal_(m.weight, 0.0, linear_std)
             nn.init.zeros_(m.bias)
+
+
+def fc_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """The classifier of ZFNet and VGG: flatten, two 4096-wide ReLU layers with dropout, output."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_features, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(4096, num_classes),
+    )

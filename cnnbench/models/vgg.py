@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnbench.models.layers import UpsampleToMin, kaiming_init
+from cnnbench.models.layers import UpsampleToMin, fc_head, kaiming_init
 from cnnbench.models.registry import register_model
 
 MIN_SIZE = 32  # five 2×2 max-pools
@@ -52,12 +52,7 @@ class VGG(nn.Module):
         self.upsample = UpsampleToMin(MIN_SIZE)
         self.features = make_features(config, in_channels, batch_norm)
         self.pool = nn.AdaptiveAvgPool2d(7)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(512 * 7 * 7, num_classes, dropout)
         kaiming_init(self, linear_std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnbench.models.layers import UpsampleToMin
+from cnnbench.models.layers import UpsampleToMin, fc_head
 from cnnbench.models.registry import register_model
 
 MIN_SIZE = 47  # smallest side that leaves a 1×1 map after the last max-pool
@@ -46,12 +46,7 @@ class ZFNet(nn.Module):
             nn.MaxPool2d(3, stride=2, ceil_mode=True),
         )
         self.pool = nn.AdaptiveAvgPool2d(6)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(256 * 6 * 6, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(self.upsample(x))))
