@@ -9,14 +9,12 @@ unpickling) and removed once the run's result is written.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cnnbench.store import WriteError
+from cnnbench.store import WriteError, atomic_write
 
 if TYPE_CHECKING:
     from cnnbench.engine import _Trainer
@@ -50,24 +48,14 @@ class Checkpoint:
             "history": history,
             "counters": {k: getattr(trainer, k) for k in COUNTERS},
         }
-        tmp = None
+        what = (f"cannot write the result of run {self.run_id} (its checkpoint "
+                f"{str(self.path)!r})")
+        advice = "Free space or restore the folder, then run the suite again"
         try:
             self.path.parent.mkdir(exist_ok=True)  # not parents: a vanished folder is an error
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.run_id}.",
-                                       suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise WriteError(f"cannot write the result of run {self.run_id} (its checkpoint "
-                                 f"{str(self.path)!r}): {exc.strerror or exc}; free space or "
-                                 "restore the folder, then run the suite again") from None
-            raise
+        except OSError as exc:
+            raise WriteError(f"{what}: {exc.strerror or exc}. {advice}") from None
+        atomic_write(self.path, lambda f: torch.save(state, f), what, advice)
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none (or it belongs to another run)."""

@@ -12,8 +12,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -33,6 +34,28 @@ DONE_STATUSES = {"ok", "diverged"} | FAILED_STATUSES  # not "interrupted": that 
 
 class WriteError(CnnbenchError):
     """A result or checkpoint could not be written (full disk, vanished folder): the suite stops."""
+
+
+def atomic_write(target: Path, write: Callable[[BinaryIO], object], what: str, advice: str
+                 ) -> None:
+    """Write `target` through a temp file beside it, fsync and rename: all of it or nothing.
+
+    A failure leaves no temp file; an OSError (full disk, vanished folder) becomes a WriteError
+    "`what`: <reason>. `advice`"."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise WriteError(f"{what}: {exc.strerror or exc}. {advice}") from None
+        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,25 +99,10 @@ class ResultStore:
             meta[GRAD_NORMS_KEY] = json.dumps(columns).encode()
         table = table.replace_schema_metadata(meta)
         target = self.path(summary["run_id"])
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.runs_dir, prefix=f".{summary['run_id']}.",
-                                       suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise WriteError(
-                    f"cannot write the result of run {summary['run_id']} to {str(target)!r}: "
-                    f"{exc.strerror or exc}. No partial file was left; free space or restore the "
-                    "folder, then run the suite again to resume"
-                ) from None
-            raise
+        atomic_write(target, lambda f: pq.write_table(table, f),
+                     f"cannot write the result of run {summary['run_id']} to {str(target)!r}",
+                     "No partial file was left; free space or restore the folder, then run the "
+                     "suite again to resume")
         return target
 
     def read_summary(self, run_id: str) -> dict[str, Any] | None:
