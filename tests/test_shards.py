@@ -32,7 +32,8 @@ import torch.nn as nn
 
 class Slow(nn.Module):
     \"\"\"A linear classifier whose training steps take at least `sleep_s`: the tests that stop a
-    run mid-way need it to be mid-way for a while, on any machine.\"\"\"
+    run mid-way need it to be mid-way for a while, on any machine. Training touches
+    `slow_model.py.started`.\"\"\"
 
     def __init__(self, in_channels=1, num_classes=3, image_size=8, sleep_s=0.005):
         super().__init__()
@@ -41,6 +42,7 @@ class Slow(nn.Module):
 
     def forward(self, x):
         if self.training:
+            open(__file__ + ".started", "w").close()
             time.sleep(self.sleep_s)
         return self.fc(x.flatten(1))
 """
