@@ -236,9 +236,8 @@ class _Trainer:
 
     def record_grad_norms(self, epoch: int) -> None:
         """Per-parameter norms of the last step's gradient."""
-        self.grad_norm_rows += [
-            {"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps, "layer": layer,
-             "grad_norm": norm} for layer, norm in grad_norms(self.model).items()]
+        self.grad_norm_rows += [{"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps,
+                                 **row} for row in grad_norms(self.model)]
 
     def evaluate_row(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
         start = time.perf_counter()

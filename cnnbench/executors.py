@@ -66,7 +66,8 @@ def hparam_columns(hparams: dict[str, Any]) -> dict[str, Any]:
 def prepare_data(config: DatasetConfig, device, data_dir: str | None = None) -> DeviceData:
     arrays = load_dataset(config, data_dir)
     return DeviceData(arrays, device, val_size=config.val_size, val_fraction=config.val_fraction,
-                      subset=config.subset, augment=resolve_augment(config.augment, config.name))
+                      subset=config.subset, test_subset=config.test_subset,
+                      augment=resolve_augment(config.augment, config.name))
 
 
 def preflight(specs: list[RunSpec], data: DeviceData) -> None:

@@ -214,10 +214,13 @@ def throughput(flops: float | None, seconds: float, peak: float | None
 # ─── Gradient norms ────────────────────────────────────────────────────────────────────────────
 
 
-def grad_norms(model: nn.Module) -> dict[str, float]:
-    """L2 norm of each parameter tensor's current gradient, by parameter name (one sync)."""
-    named = [(name, p.grad) for name, p in model.named_parameters() if p.grad is not None]
+def grad_norms(model: nn.Module) -> list[dict[str, Any]]:
+    """L2 norm of each parameter tensor's current gradient, in the model's parameter order, with
+    the tensor's rank (`ndim`: 1 for biases and norm scales, ≥ 2 for weight matrices and
+    kernels). One device sync."""
+    named = [(name, p) for name, p in model.named_parameters() if p.grad is not None]
     if not named:
-        return {}
-    norms = torch.stack([g.detach().float().norm() for _, g in named]).tolist()
-    return {name: norm for (name, _), norm in zip(named, norms)}
+        return []
+    norms = torch.stack([p.grad.detach().float().norm() for _, p in named]).tolist()
+    return [{"layer": name, "ndim": p.dim(), "grad_norm": norm}
+            for (name, p), norm in zip(named, norms)]

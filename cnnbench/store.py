@@ -25,7 +25,7 @@ from cnnbench.errors import CnnbenchError
 SCHEMA_VERSION = 1
 SUMMARY_KEY = b"cnnbench.summary"
 GRAD_NORMS_KEY = b"cnnbench.grad_norms"
-GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "grad_norm"]
+GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "ndim", "grad_norm"]
 HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
                    "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 FAILED_STATUSES = {"error", "oom", "timeout"}  # retried by `run --rerun-failed`
@@ -157,8 +157,9 @@ def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def load_grad_norms(path: str | Path) -> pd.DataFrame:
-    """The `grad_norms` probe's tidy table (run_id, epoch, step, layer, grad_norm) of a results
-    folder; empty where no run had the probe on. Epoch 0 holds the first step's gradient."""
+    """The `grad_norms` probe's tidy table (run_id, epoch, step, layer, ndim, grad_norm) of a
+    results folder; empty where no run had the probe on. Epoch 0 holds the first step's
+    gradient; within a run and epoch, layers keep the model's parameter order."""
     frames = []
     for file in _result_files(path):
         try:

@@ -76,6 +76,8 @@ class DatasetConfig(Strict):
     val_size: int | None = Field(None, ge=0)
     val_fraction: float | None = Field(None, ge=0, lt=1)
     subset: int | None = Field(None, ge=1, description="train on a stratified subset of N images")
+    test_subset: int | None = Field(
+        None, ge=1, description="evaluate on a stratified subset of N test images")
     # none | standard (crop 4 + flip) | {crop: 4, flip: true}; unset: the dataset's default
     augment: Literal["none", "standard"] | AugmentConfig | None = None
     image_size: int | None = Field(None, ge=1)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import cnnbench
 from cnnbench.cli import app
 from cnnbench.data import ArrayDataset, Augment, DeviceData, resolve_augment
 from cnnbench.data.device import STANDARD, augment_batch
@@ -91,6 +92,26 @@ def test_subset_is_stratified_and_fixed():
     assert torch.equal(first.train.x, again.train.x)
     train_ids = set(first.train.x[:, 0, 0, 0].tolist())
     assert not train_ids & set(first.val.x[:, 0, 0, 0].tolist())
+
+
+def test_test_subset_is_stratified_fixed_and_reaches_the_run(write_suite):
+    labels = np.repeat(np.arange(2), [30, 10])
+    x = np.arange(len(labels), dtype=np.uint8)[:, None, None, None].repeat(2, 2)
+    data = ArrayDataset("toy", x, labels, x, labels, ("a", "b"))
+    first = DeviceData(data, torch.device("cpu"), val_size=4, test_subset=8)
+    again = DeviceData(data, torch.device("cpu"), val_size=4, test_subset=8)
+    assert torch.bincount(first.test.y).tolist() == [6, 2]
+    assert torch.equal(first.test.x, again.test.x)
+    assert len(DeviceData(data, torch.device("cpu"), val_size=4, test_subset=100).test) == 40
+
+    suite = write_suite(dataset={"name": "mnist-mini", "val_size": 50, "subset": 100,
+                                 "test_subset": 60}, train={"epochs": 1, "batch_size": 50},
+                        matrix={"model": [{"name": "mlp", "hidden": 8}], "optimizer": ["sgd"],
+                                "lr": [0.1]})
+    result = runner.invoke(app, ["run", str(suite), "--out", str(suite.parent / "out")])
+    assert result.exit_code == 0, result.output
+    runs, _ = cnnbench.load_results(suite.parent / "out")
+    assert runs.loc[0, "test_size"] == 60 and runs.loc[0, "train_size"] == 100
 
 
 def test_list_datasets_shows_where_each_is_found(tmp_path, monkeypatch):

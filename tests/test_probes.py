@@ -276,9 +276,11 @@ def test_grad_norms_table(tmp_path):
     matrix = {"model": [{"name": "mlp", "hidden": 16}], "optimizer": ["sgd"], "lr": [0.1]}
     run_suite(_suite(probes=["grad_norms"], matrix=matrix), tmp_path / "out")
     table = load_grad_norms(tmp_path / "out")
-    assert list(table.columns) == ["run_id", "epoch", "step", "layer", "grad_norm"]
+    assert list(table.columns) == ["run_id", "epoch", "step", "layer", "ndim", "grad_norm"]
     assert sorted(table["epoch"].unique()) == [0, 1, 2]  # epoch 0: the first step's gradient
-    assert set(table["layer"]) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+    first = table[table["epoch"] == 0]
+    assert list(first["layer"]) == ["1.weight", "1.bias", "3.weight", "3.bias"]  # model order
+    assert list(first["ndim"]) == [2, 1, 2, 1]
     assert (table["grad_norm"] > 0).all()
     assert table.loc[table["epoch"] == 0, "step"].unique().tolist() == [1]
     runs, history = load_results(tmp_path / "out")

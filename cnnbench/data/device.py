@@ -76,7 +76,7 @@ class DeviceData:
 
     def __init__(self, data: ArrayDataset, device: torch.device, *, val_size: int | None = None,
                  val_fraction: float | None = None, subset: int | None = None,
-                 augment: Augment = Augment()) -> None:
+                 test_subset: int | None = None, augment: Augment = Augment()) -> None:
         self.name, self.classes, self.device = data.name, data.classes, device
         self.augment = augment
         x, y = data.x_train, data.y_train
@@ -96,7 +96,11 @@ class DeviceData:
                                 device=device).view(1, -1, 1, 1)
         self.train = self._split(x[train_idx], y[train_idx])
         self.val = self._split(x[val_idx], y[val_idx]) if len(val_idx) else None
-        self.test = self._split(data.x_test, data.y_test)
+        x_test, y_test = data.x_test, data.y_test
+        if test_subset is not None and test_subset < len(y_test):
+            keep, _ = stratified_take(y_test, test_subset, SPLIT_SEED)
+            x_test, y_test = x_test[keep], y_test[keep]
+        self.test = self._split(x_test, y_test)
 
     def _split(self, x: np.ndarray, y: np.ndarray) -> Split:
         return Split(torch.from_numpy(np.ascontiguousarray(x)).to(self.device),
