@@ -349,6 +349,40 @@ def compare(
     write_compare(table, console, fmt, metric=metric, names=(str(dir_a), str(dir_b)))
 
 
+@app.command("grad-norms")
+def grad_norms(
+    results_dir: Annotated[Path, typer.Argument(help="a results folder")],
+    plot: Annotated[Path | None, typer.Option(
+        help="also draw the norm against depth into this folder (grad_norms.png and .svg)")
+    ] = None,
+    epochs: Annotated[str | None, typer.Option(
+        help="comma-separated epochs to draw (default: 0 and the last)")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Per-layer gradient norms (the grad_norms probe): first vs last layer, per run and epoch."""
+    from cnnbench.gradients import depth_profile, depth_summary
+    from cnnbench.report import write_grad_norms
+    from cnnbench.store import load_grad_norms, load_results
+
+    runs, _ = load_results(results_dir)
+    profile = depth_profile(load_grad_norms(results_dir), runs)
+    write_grad_norms(depth_summary(profile), console, fmt)
+    if plot is not None:
+        from cnnbench.plots import grad_norm_depth, save
+
+        try:
+            chosen = [int(e) for e in epochs.split(",")] if epochs else sorted(
+                {0, int(profile["epoch"].max())})
+        except ValueError:
+            raise CnnbenchError(f"--epochs {epochs!r}: give integers, e.g. 0,4") from None
+        missing = sorted(set(chosen) - set(profile["epoch"]))
+        if missing:
+            raise CnnbenchError(f"--epochs: no gradient norms recorded at epoch(s) {missing}; "
+                                f"recorded: {sorted(profile['epoch'].unique().tolist())}")
+        for path in save(grad_norm_depth(profile, chosen), plot, "grad_norms"):
+            err_console.print(f"wrote {path}", highlight=False)
+
+
 @app.command()
 def profile(
     model: Annotated[str, typer.Argument(help="a registered model or module:callable")],

@@ -198,3 +198,25 @@ def write_figures(report: Report, runs: pd.DataFrame, history: pd.DataFrame,
     paths += save(time_vs_accuracy(report), folder, "time_vs_accuracy")
     paths += save(performance_profile(report), folder, "performance_profile")
     return paths
+
+
+def grad_norm_depth(profile: pd.DataFrame, epochs: list[int]) -> Figure:
+    """Gradient norm of each weight tensor against its depth (log y), a line per run, a panel
+    per epoch (epoch 0: the first step's gradient, at initialisation)."""
+    fig, axes = _panels(len(epochs), width=6.0)
+    styles = _style(profile["label"].unique().tolist())
+    for ax, epoch in zip(axes, epochs, strict=True):
+        part = profile[profile["epoch"] == epoch]
+        for label, group in part.groupby("label", sort=True):
+            ax.plot(group["depth"], group["grad_norm"], color=styles[label]["color"],
+                    marker=styles[label]["marker"], markersize=3, label=label)
+        step = int(part["step"].max()) if not part.empty else 0
+        ax.set_title("at initialisation (step 1)" if epoch == 0 else
+                     f"after epoch {epoch} (step {step})")
+        ax.set_xlabel("depth (weight tensor, input → output)")
+        ax.set_ylabel("gradient L2 norm")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    fig.suptitle("Gradient norm per layer")
+    return fig

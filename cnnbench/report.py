@@ -392,3 +392,33 @@ def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
         out.add_row(*(Text(v, style="bold yellow" if v == "yes" else "") for v in cells.values()))
     console.print(out)
     console.print(COMPARE_NOTE, highlight=False)
+
+
+# ── gradient norms against depth ────────────────────────────────────────────────────────────
+GRAD_NORM_NOTE = ("L2 norms of the weight tensors' gradients (rank ≥ 2; layers: how many): "
+                  "first = the layer nearest the input, last = the classifier, min and median "
+                  "over all; epoch 0 = the first step, at initialisation")
+
+
+def write_grad_norms(summary: pd.DataFrame, console: Console, fmt: str) -> None:
+    """The per-run, per-epoch summary of `gradients.depth_summary` in one of FORMATS."""
+    if fmt not in FORMATS:
+        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt in ("csv", "json"):
+        console.file.write(summary.to_csv(index=False) if fmt == "csv" else
+                           json.dumps(_records(summary), indent=2) + "\n")
+        return
+    header = ["run", "epoch", "step", "layers", "first", "last", "first/last", "min", "median"]
+    rows = [[str(r["run"]), str(r["epoch"]), str(r["step"]), str(r["weight_layers"]),
+             *(f"{r[k]:.3g}" for k in ("first", "last", "first_over_last", "min", "median"))]
+            for r in summary.to_dict("records")]
+    if fmt == "markdown":
+        console.file.write(markdown_table(header, rows) + f"\n\n{GRAD_NORM_NOTE}.\n")
+        return
+    out = Table(title="Gradient norm against depth", box=box.SIMPLE_HEAD)
+    for column in header:
+        out.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
+    for cells in rows:
+        out.add_row(*cells)
+    console.print(out)
+    console.print(GRAD_NORM_NOTE, highlight=False)
