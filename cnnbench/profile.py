@@ -72,6 +72,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
     net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,
                        image_size=input_shape[1]).to(device)
     forward_flops, train_flops = count_flops(net, input_shape)
+    params = sum(p.numel() for p in net.parameters())
     runner = prepare_model(net, channels_last=channels_last, compile=compile)
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     scaler = grad_scaler(device, precision)
@@ -100,7 +101,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
         for phase, step, flops in (("inference", infer, forward_flops),
                                    ("train", train, train_flops)):
             net.train(phase == "train")
-            row = {"model": model, "phase": phase, "batch_size": batch,
+            row = {"model": model, "params": params, "phase": phase, "batch_size": batch,
                    "input": "x".join(map(str, input_shape)), "precision": precision,
                    "channels_last": channels_last, "compile": compile, "device": str(device),
                    "device_name": device_name(device)}
@@ -150,7 +151,8 @@ def _si(value: float | None, unit: str = "") -> str:
 
 def profile_table(rows: list[dict[str, Any]]) -> Table:
     first = rows[0] if rows else {}
-    table = Table(title=f"{first.get('model', '')} on {first.get('device_name', '')}, "
+    table = Table(title=f"{first.get('model', '')} ({first.get('params', 0):,} parameters) on "
+                        f"{first.get('device_name', '')}, "
                         f"input {first.get('input', '')}, {first.get('precision', '')}"
                         + (", channels_last" if first.get("channels_last") else "")
                         + (", compiled" if first.get("compile") else ""))

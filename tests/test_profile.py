@@ -29,8 +29,9 @@ def test_profile_command_writes_tidy_rows(tmp_path):
     assert list(zip(rows["batch_size"], rows["phase"])) == [
         (2, "inference"), (2, "train"), (4, "inference"), (4, "train")]
     assert (rows["status"] == "ok").all()
-    forward, training = count_flops(create_model("keras_cnn", in_channels=1, image_size=16),
-                                    (1, 16, 16))
+    model = create_model("keras_cnn", in_channels=1, image_size=16)
+    forward, training = count_flops(model, (1, 16, 16))
+    assert (rows["params"] == sum(p.numel() for p in model.parameters())).all()
     per_sample = rows["phase"].map({"inference": forward, "train": training})
     assert (rows["flops_per_step"] == per_sample * rows["batch_size"]).all()
     step_s = rows["step_ms_median"] / 1e3
