@@ -391,6 +391,9 @@ def profile(
     input: Annotated[str | None, typer.Option(
         "--input", help="input shape CxHxW, e.g. 3x224x224 (default: the model's native input)")
     ] = None,
+    classes: Annotated[int | None, typer.Option(
+        min=2, help="output classes (default: the dataset's, else the model's native count)")
+    ] = None,
     batch_sizes: Annotated[str, typer.Option(help="comma-separated")] = "32,64,128",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 (autocast)")] = "fp32",
@@ -415,8 +418,9 @@ def profile(
                             ) from None
     if out is not None and out.suffix not in (".parquet", ".csv"):
         raise CnnbenchError(f"--out {str(out)!r}: name a .parquet or .csv file")
-    shape, classes = input_for(model, dataset=dataset, input=input, data_dir=data_dir)
-    rows = profile_model(model, input_shape=shape, num_classes=classes, batch_sizes=sizes,
+    shape, default_classes = input_for(model, dataset=dataset, input=input, data_dir=data_dir)
+    rows = profile_model(model, input_shape=shape, num_classes=classes or default_classes,
+                         batch_sizes=sizes,
                          device=resolve_device(device), precision=precision,
                          channels_last=channels_last, compile=compile, warmup=warmup,
                          repeats=repeats)

@@ -41,8 +41,8 @@ def parse_input(text: str) -> tuple[int, int, int]:
 
 def input_for(model: str, *, dataset: str | None = None, input: str | None = None,
               data_dir: str | None = None) -> tuple[tuple[int, int, int], int]:
-    """The input shape and class count to profile with: `--input`, else the dataset's, else the
-    registered model's native input."""
+    """The input shape and class count to profile with: `--input` (with a registered model's
+    native class count, else 10), else the dataset's, else the registered model's native input."""
     from cnnbench.data import load_dataset
     from cnnbench.imports import is_import_path
     from cnnbench.models.registry import MODEL_INFO, MODELS
@@ -51,7 +51,8 @@ def input_for(model: str, *, dataset: str | None = None, input: str | None = Non
     if dataset is not None and input is not None:
         raise CnnbenchError("give --dataset or --input, not both")
     if input is not None:
-        return parse_input(input), 10
+        info = MODEL_INFO.get(model)
+        return parse_input(input), info.native_classes if info else 10
     if dataset is not None:
         arrays = load_dataset(DatasetConfig(name=dataset), data_dir)
         return arrays.shape, arrays.num_classes

@@ -51,6 +51,9 @@ run_all() {
   cifar=$(cifar_overrides)
   # shellcheck disable=SC2086  # $cifar is a list of options
   timed degradation cnnbench run suites/lecture/degradation.yaml --out "$OUT/degradation" $cifar
+  # shellcheck disable=SC2086  # the same without the warm-up: what happens to the 56-layer nets
+  timed degradation-no-warmup cnnbench run suites/lecture/degradation.yaml \
+    --out "$OUT/degradation-no-warmup" --set 'train.schedule={name: cosine}' $cifar
   # shellcheck disable=SC2086
   timed vanishing cnnbench run suites/lecture/vanishing.yaml --out "$OUT/vanishing" $cifar
   timed keras_mnist cnnbench run suites/lecture/keras_mnist.yaml --out "$OUT/keras_mnist"

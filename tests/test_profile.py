@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cnnbench.cli import app
 from cnnbench.flops import count_flops
 from cnnbench.models import create_model
-from cnnbench.profile import parse_input, profile_model
+from cnnbench.profile import input_for, parse_input, profile_model
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -68,6 +68,16 @@ def test_unknown_model_and_user_model_without_input():
     assert invoke("profile", "resnot").exit_code == 2
     result = invoke("profile", "tests.nothing:Net")
     assert result.exit_code == 2 and "--input" in result.output
+
+
+def test_input_keeps_the_native_class_count_unless_told():
+    assert input_for("alexnet", input="3x224x224") == ((3, 224, 224), 1000)
+    assert input_for("keras_cnn", input="1x16x16") == ((1, 16, 16), 10)
+    result = invoke("profile", "keras_cnn", "--input", "1x16x16", "--classes", "5",
+                    "--batch-sizes", "2", "--warmup", "0", "--repeats", "1", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    model = create_model("keras_cnn", in_channels=1, image_size=16, num_classes=5)
+    assert f"({sum(p.numel() for p in model.parameters()):,} parameters)" in result.output
 
 
 def test_parse_input():
