@@ -416,7 +416,7 @@ def write_grad_norms(summary: pd.DataFrame, console: Console, fmt: str) -> None:
         console.file.write(markdown_table(header, rows) + f"\n\n{GRAD_NORM_NOTE}.\n")
         return
     out = Table(title="Gradient norm against depth", box=box.SIMPLE_HEAD, show_edge=False,
-                pad_edge=False)
+                pad_edge=False, collapse_padding=True)
     for column in header:
         out.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
     for cells in rows:
