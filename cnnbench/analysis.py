@@ -50,7 +50,9 @@ def check_metric(metric: str, at: str) -> None:
 
 
 def group_keys(runs: pd.DataFrame, by: Sequence[str] = DEFAULT_BY) -> list[str]:
-    """`by`, plus every other matrix axis that takes more than one value in `runs`."""
+    """`by` (with the optimizer, which the reports rank, added where missing), plus every other
+    matrix axis that takes more than one value in `runs`."""
+    by = [*by] if "optimizer" in by else [*by, "optimizer"]
     unknown = [k for k in by if k not in runs]
     if unknown:
         raise CnnbenchError(f"cannot group by {', '.join(unknown)}: not a results column; "

@@ -83,6 +83,12 @@ def test_metric_at_by_and_target_options(results):
     assert "test_loss_mean" in frame and frame["time_to_target_s"].notna().any()
 
 
+def test_by_without_the_optimizer_still_ranks_optimizers(results):
+    frame = pd.read_csv(io.StringIO(_invoke("report", results, "--by", "model", "--format",
+                                            "csv")))
+    assert list(frame.columns[:2]) == ["model", "optimizer"] and len(frame) == 4
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--metric", "test_acc"], "cannot pick the best lr by 'test_acc'"),
     (["--format", "html"], "unknown format 'html'"),
