@@ -49,6 +49,14 @@ def held(flag: bool) -> str:
     return "**held**" if flag else "**did not hold**"
 
 
+def held_on(flags: dict[str, bool]) -> str:
+    """The verdict of a claim tested on several models."""
+    if all(flags.values()) or not any(flags.values()):
+        return held(all(flags.values()))
+    return (f"**held on {', '.join(m for m, f in flags.items() if f)}, not on "
+            f"{', '.join(m for m, f in flags.items() if not f)}**")
+
+
 class Page:
     def __init__(self, results: Path, figures: Path) -> None:
         self.results, self.figures = results, figures
@@ -200,25 +208,30 @@ batch the worst, and a mini-batch reaches 90 % first in seconds). Best per epoch
     # ── 4. optimizers ─────────────────────────────────────────────────────────────────────────
     def optimizers(self) -> None:
         runs, history = self.load("optimizers")
-        best = Report(runs, history).best.set_index(["model", "optimizer"])
+        tolerance = 0.05  # at 1 point every optimizer had its best grid point alone
+        best = Report(runs, history, tolerance=tolerance).best.set_index(["model", "optimizer"])
         models = sorted(best.index.get_level_values("model").unique())
-        lr_drops = {m: best.loc[(m, "momentum-0.99"), "best_lr"]
-                    < best.loc[(m, "momentum-0.9"), "best_lr"] for m in models}
+        fast, slow = (best.loc[[(m, "momentum-0.9") for m in models]].droplevel("optimizer"),
+                      best.loc[[(m, "momentum-0.99") for m in models]].droplevel("optimizer"))
+        lr_drops = {m: bool(slow.loc[m, "best_lr"] < fast.loc[m, "best_lr"]
+                            and not slow.loc[m, "on_edge"]) for m in models}
         adaptive = ["adagrad", "rmsprop", "adam", "adamw", "qhadam"]
         width = {m: (best.loc[[(m, o) for o in adaptive], "sensitivity_decades"].mean(),
                      best.loc[(m, "sgd"), "sensitivity_decades"]) for m in models}
+        less_sensitive = held_on({m: bool(a > s) for m, (a, s) in width.items()})
         winners = {m: best.loc[m, "val_acc"].idxmax() for m in models}
-        table = self.report("optimizers")
+        strict = Report(runs, history).best  # the report's default tolerance, 1 point
+        alone = int((strict["sensitivity_decades"] <= 1.0 + 1e-9).sum())
+        table = self.report("optimizers", "--tolerance", str(tolerance))
         lr_text = "; ".join(
-            f"{m}: {best.loc[(m, 'momentum-0.9'), 'best_lr']:.3g} → "
-            f"{best.loc[(m, 'momentum-0.99'), 'best_lr']:.3g}" for m in models)
+            f"{m}: {fast.loc[m, 'best_lr']:.3g} → {slow.loc[m, 'best_lr']:.3g}"
+            + (" (on the grid's edge)" if slow.loc[m, "on_edge"] else "") for m in models)
         width_text = "; ".join(f"{m}: adaptive {a:.2f} vs SGD {s:.2f} decades"
                                for m, (a, s) in width.items())
         self.add("momentum's best lr drops when β rises from 0.9 to 0.99",
-                 f"best lr {lr_text}", held(all(lr_drops.values())))
+                 f"best lr {lr_text}", held_on(lr_drops))
         self.add("adaptive methods are less sensitive to the lr than SGD",
-                 f"near-best lr range {width_text}",
-                 held(all(a > s for a, s in width.values())))
+                 f"lr range within 5 points of the best, {width_text}", less_sensitive)
         self.sections.append(f"""## 4. The optimizers (`optimizers`)
 
 **Claims.** (a) With momentum the learning rate must drop as β rises (0.9 → 0.99). (b) Adaptive
@@ -226,21 +239,26 @@ methods (Adagrad, RMSprop, Adam, AdamW, QHAdam) are less sensitive to the learni
 plain SGD.
 
 **Run:** `cnnbench run suites/lecture/optimizers.yaml` — SGD, momentum 0.9 and 0.99, Nesterov,
-RMSprop (α = 0.9), Adam, AdamW, Adagrad, Adadelta, QHAdam and AggMo, each on a 5-point log grid
-of its own range, on the Keras convnet and LeNet-5, 3 seeds, 3 epochs on a 1,000-image subset of
-mnist-mini (330 runs), test accuracy on a fixed 1,000 of its 2,000 test images. Took
-{self.took('optimizers')}. The best lr is the one with the best mean validation accuracy; "near
-best" is the width of the lr range (in decades of the grid) whose mean validation accuracy is
-within 1 point of the best.
+RMSprop (α = 0.9), Adam, AdamW, Adagrad, Adadelta, QHAdam and AggMo on the Keras convnet and
+LeNet-5, 3 seeds, 3 epochs on a 1,000-image subset of mnist-mini (330 runs), test accuracy on a
+fixed 1,000 of its 2,000 test images. Every grid has 5 points one decade apart: 10⁻⁴ … 1 for
+SGD, both momenta (the same grid, so a lower best lr at β = 0.99 is measured, not built in),
+Nesterov, Adagrad and AggMo; 10⁻⁵ … 0.1 for RMSprop and the Adam family; 10⁻³ … 10 for
+Adadelta. Took {self.took('optimizers')}. The best lr has the best mean validation accuracy over
+the seeds; "near best" is how many decades of the grid have a mean validation accuracy within
+{100 * tolerance:.0f} points of the best (`cnnbench report --tolerance {tolerance}`; at the
+default 1 point, {alone} of the {len(strict)} model × optimizer pairs have no grid point but the
+best one near it, which cannot tell them apart).
 
 {table}
 
 ![lr sensitivity]({self.figure('optimizers/lr_sensitivity.png')})
 ![performance profile]({self.figure('optimizers/performance_profile.png')})
 
-**Verdicts.** (a) {held(all(lr_drops.values()))} — best lr, momentum 0.9 → 0.99: {lr_text}.
-(b) {held(all(a > s for a, s in width.values()))} (rule: the adaptive methods' mean near-best
-width exceeds SGD's on each model) — {width_text}. Best optimizer by validation accuracy:
+**Verdicts.** (a) {held_on(lr_drops)} (rule: β = 0.99's best lr below β = 0.9's and
+not on the grid's edge, on each model) — best lr, momentum 0.9 → 0.99: {lr_text}.
+(b) {less_sensitive} (rule: the adaptive methods' mean near-best width exceeds SGD's on
+each model) — {width_text}. Best optimizer by validation accuracy:
 {'; '.join(f'{m}: {w}' for m, w in winners.items())}.
 """)
 
@@ -260,8 +278,19 @@ width exceeds SGD's on each model) — {width_text}. Best optimizer by validatio
     def degradation(self) -> None:
         loss, table = self.degradation_table("degradation")
         ok = bool(loss["plain56"] > loss["plain20"] and loss["resnet56"] <= loss["resnet20"] * 1.02)
-        measured = ", ".join(f"{m} {loss[m]:.3f}" for m in loss.index)
+        order = ["plain20", "plain56", "resnet20", "resnet56"]
+        measured = ", ".join(f"{m} {loss[m]:.3f}" for m in order)
         cold_loss, cold_table = self.degradation_table("degradation-no-warmup")
+        plain_gap = loss["plain56"] - loss["plain20"]
+        resnet_gap = loss["resnet56"] - loss["resnet20"]
+        why = "" if ok else (
+            f"Going from 20 to 56 layers costs the plain nets {plain_gap:+.3f} in training loss "
+            f"and the ResNets {resnet_gap:+.3f}: "
+            + ("the shortcuts shrink the degradation but, after 320 steps, do not remove it. He "
+               "et al. compare after 64,000 steps, when the deeper ResNet has caught up; whether "
+               "it does here too needs a longer run (`--set train.epochs=32`, about four times "
+               "as long)." if 0 < resnet_gap < plain_gap else
+               "at this scale the measurement does not show the paper's picture."))
         self.add("the 56-layer plain net trains worse than the 20-layer one; the ResNet does not",
                  f"final train loss {measured}", held(ok), f"""## 5. Degradation (`degradation`)
 
@@ -281,7 +310,7 @@ accuracy on a fixed stratified 2,000 test images. Took {self.took('degradation')
 ![learning curves]({self.figure('degradation/learning_curves.png')})
 
 **Verdict:** {held(ok)} (rule: plain56's final training loss above plain20's, and resnet56's at
-most 2 % above resnet20's). Final training loss: {measured}.
+most 2 % above resnet20's). Final training loss: {measured}. {why}
 
 **Without the warm-up** (`--set 'train.schedule={{name: cosine}}'`, lr 0.1 from the first step;
 took {self.took('degradation-no-warmup')}):
@@ -291,7 +320,7 @@ took {self.took('degradation-no-warmup')}):
 ![learning curves without warm-up]({self.figure('degradation-no-warmup/learning_curves.png')})
 
 At lr 0.1 from the first step, both 56-layer nets ended far above the 20-layer ones (final
-training loss {", ".join(f"{m} {cold_loss[m]:.3f}" for m in cold_loss.index)}). He et al. warm up
+training loss {", ".join(f"{m} {cold_loss[m]:.3f}" for m in order)}). He et al. warm up
 only their 110-layer nets, but they train for 64,000 steps; with 320 steps, a net that is thrown
 off in its first steps has no time to recover, so this run cannot tell depth from instability.
 The warm-up run above is the test of the claim.
@@ -363,9 +392,17 @@ plain56's between {ratio.loc["plain56"].min():.3g} and {ratio.loc["plain56"].max
                          f"{infer['samples_per_s']:.1f}", f"{train['samples_per_s']:.1f}",
                          f"{train['peak_rss_bytes'] / 2**30:.2f}"])
         took = duration(self.profile_s)
-        self.add("LeNet → AlexNet → ZFNet → VGG → ResNet: the published sizes",
-                 "parameter counts equal the published ones" if exact else
-                 "some parameter counts differ from the published ones", held(exact),
+        flops = {r[0]: float(r[4]) for r in rows}
+        chain = ["lenet5", "alexnet", "zfnet", "vgg16"]
+        grows = all(flops[a] < flops[b] for a, b in zip(chain, chain[1:]))
+        cheaper = all(flops[m] < flops["vgg16"] for m in ("resnet18", "resnet34", "resnet50"))
+        ok = exact and grows and cheaper
+        self.add("LeNet → AlexNet → ZFNet → VGG → ResNet: published sizes; cost grows to VGG, "
+                 "ResNets are cheaper than VGG",
+                 ("parameter counts equal the published ones" if exact else
+                  "some parameter counts differ from the published ones")
+                 + "; forward GFLOPs/image " + ", ".join(f"{m} {flops[m]:.3g}" for m in flops),
+                 held(ok),
                  f"""## 7. The classic nets (`classics`)
 
 **Claim.** The nets of the lecture, built by cnnbench, have the published sizes; their cost
@@ -379,15 +416,19 @@ memory as the process's resident high-water mark. Took {took}.
 {markdown_table(["model", "params", "published", "input", "GFLOPs / image (forward)",
                  "inference img/s", "training img/s", "peak RSS GiB"], rows)}
 
-**Verdict:** {held(exact)} for the sizes. Published counts: LeNet-5 (LeCun et al. 1998, with
-full C3 connections), AlexNet and VGG-16 / ResNets as torchvision's reference models, ZFNet
-(Zeiler & Fergus 2014, single tower).
+**Verdict:** {held(ok)} (rule: every parameter count equals the published one, forward FLOPs
+grow from LeNet-5 through AlexNet and ZFNet to VGG-16, and each ResNet needs fewer than VGG-16).
+Published counts: LeNet-5 (LeCun et al. 1998, with full C3 connections), AlexNet, VGG-16 and the
+ResNets as torchvision's reference models, ZFNet (Zeiler & Fergus 2014, single tower). He et al.
+give 3.6 and 3.8 billion multiply-adds for ResNet-34 and -50 and 15.3 billion for VGG-16, i.e.
+7.2, 7.6 and 30.7 GFLOPs: within 2 % of the counts above. Throughputs are CPU figures; no GPU
+was lent to this rebuild.
 """)
 
     def write(self, hardware: str) -> str:
-        summary = markdown_table(["#", "claim", "measured", "verdict"],
-                                 [[str(i), c, m, v] for i, (c, m, v) in
-                                  enumerate(self.claims, start=1)])
+        summary = "\n".join(["| # | claim | measured | verdict |", "|---:|:---|:---|:---|"] + [
+            f"| {i} | {c} | {m.replace('|', chr(92) + '|')} | {v} |"
+            for i, (c, m, v) in enumerate(self.claims, start=1)])
         total = duration(sum(self.suite_s.values()) + self.profile_s)
         return f"""# The lecture's claims, measured by cnnbench
 
@@ -410,7 +451,11 @@ def main() -> None:
                     page.degradation, page.vanishing, page.classics):
         section()
     hardware = "; ".join((results / "hardware.txt").read_text().strip().splitlines())
-    sys.stdout.write(page.write(hardware))
+    text = page.write(hardware)
+    for path in figures.rglob("*.*"):  # keep the figures the page shows
+        if page.figure(str(path.relative_to(figures))) not in text:
+            path.unlink()
+    sys.stdout.write(text)
 
 
 if __name__ == "__main__":
