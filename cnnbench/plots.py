@@ -96,8 +96,8 @@ def lr_sensitivity(report: Report) -> Figure:
 
 
 def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -> Figure:
-    """Per problem (rows): loss and accuracy vs epoch and vs training seconds, a line per
-    optimizer at its best lr (mean over seeds; solid = train, dashed = validation)."""
+    """Per problem (rows): loss (log scale) and accuracy vs epoch and vs training seconds, a line
+    per optimizer at its best lr (mean over seeds; solid = train, dashed = validation)."""
     curves = analysis.learning_curves(runs, history, report.best)
     problems = curves[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
@@ -120,6 +120,8 @@ def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -
                             label=f"{optimizer} (lr {lr:.3g}) {split}")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
+            if kind == "loss":
+                ax.set_yscale("log")  # an early spike must not flatten the rest of the curve
             ax.set_title(f"{_problem_label(report, problem)}: {kind} vs {xlabel.split(' (')[0]}")
             ax.grid(True, alpha=0.3)
             if x == "epoch":
