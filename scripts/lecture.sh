@@ -45,6 +45,7 @@ run_all() {
   {
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores)"
     echo "torch: $(python -c 'import torch; print(torch.__version__)')"
+    echo "gpu: $(python -c 'import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else "none")')"
     echo "date: $(date -u +%F)"
   } >"$OUT/hardware.txt"
   local cifar

@@ -421,8 +421,8 @@ grow from LeNet-5 through AlexNet and ZFNet to VGG-16, and each ResNet needs few
 Published counts: LeNet-5 (LeCun et al. 1998, with full C3 connections), AlexNet, VGG-16 and the
 ResNets as torchvision's reference models, ZFNet (Zeiler & Fergus 2014, single tower). He et al.
 give 3.6 and 3.8 billion multiply-adds for ResNet-34 and -50 and 15.3 billion for VGG-16, i.e.
-7.2, 7.6 and 30.7 GFLOPs: within 2 % of the counts above. Throughputs are CPU figures; no GPU
-was lent to this rebuild.
+7.2, 7.6 and 30.7 GFLOPs: within 2 % of the counts above. Throughputs are CPU figures
+(`--device cpu`).
 """)
 
     def write(self, hardware: str) -> str:
@@ -437,7 +437,7 @@ Every table and figure on this page was produced by cnnbench from the suites in
 (`rm -rf results/lecture && scripts/lecture.sh`). Each verdict is computed from the numbers by
 the rule stated in its section, so a rebuild says what *its* hardware measured.
 
-**Hardware:** {hardware}. No GPU. All runs took {total} in all, one after another.
+**Hardware:** {hardware}. All runs took {total} in all, one after another.
 
 {summary}
 
