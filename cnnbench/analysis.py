@@ -97,6 +97,18 @@ def _status_counts(status: pd.Series) -> dict[str, int]:
             "failed": int((~status.isin(["ok", "diverged"])).sum())}
 
 
+def _natural(column: pd.Series) -> pd.Series:
+    """Sort key: batch sizes by value, `full` last; any other column as it is."""
+    if column.name != "batch":
+        return column
+    return column.map(lambda b: math.inf if str(b) == "full" else float(b))
+
+
+def natural_order(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`frame` sorted by `columns`, batch sizes in numeric order (1, 32, 128, full)."""
+    return frame.sort_values(list(columns), key=_natural, kind="stable").reset_index(drop=True)
+
+
 def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
              metric: str = "val_acc", at: str = "final",
              by: Sequence[str] = DEFAULT_BY) -> pd.DataFrame:
@@ -113,7 +125,7 @@ def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
                      "seeds": len(group), **_status_counts(group["status"])})
     columns = [*keys, "lr", "score", "mean", "std", "min", "max", "seeds", "ok", "diverged",
                "failed"]
-    return pd.DataFrame(rows, columns=columns)
+    return natural_order(pd.DataFrame(rows, columns=columns), [*keys, "lr"])
 
 
 def pick_best(lrs: Sequence[float], scores: Sequence[float], *, lower: bool) -> float:
@@ -250,7 +262,7 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
             "runs": len(group), **_status_counts(group["status"]),
         })
     tmetric = test_metric(metric)
-    best = pd.DataFrame(rows).rename(columns={
+    best = natural_order(pd.DataFrame(rows), keys).rename(columns={
         "score": metric, "test_mean": f"{tmetric}_mean", "test_std": f"{tmetric}_std"})
     best.attrs.update(keys=keys, metric=metric, at=at, tolerance=tolerance)
     return best
@@ -321,7 +333,8 @@ def learning_curves(runs: pd.DataFrame, history: pd.DataFrame, best: pd.DataFram
     merged = history.drop(columns=["lr"]).merge(chosen[["run_id", *keys, "lr"]], on="run_id")
     metrics = [c for c in ("elapsed_s", "train_loss", "train_acc", "val_loss", "val_acc",
                            "test_loss", "test_acc") if c in merged]
-    return merged.groupby([*keys, "lr", "epoch"], sort=True)[metrics].mean().reset_index()
+    curves = merged.groupby([*keys, "lr", "epoch"], sort=True)[metrics].mean().reset_index()
+    return natural_order(curves, [*keys, "lr", "epoch"])
 
 
 def beyond_noise(a: Sequence[float], b: Sequence[float], *, z: float = 2.0) -> bool | None:

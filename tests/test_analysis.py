@@ -80,6 +80,12 @@ def test_groups_add_matrix_axes_that_vary():
         analysis.group_keys(frame, ("nope",))
 
 
+def test_batch_sizes_sort_by_value_with_full_last():
+    frame = runs(*(run(lr=0.1, batch=b, run_id=b) for b in ("full", "128", "1", "32")))
+    assert list(analysis.best_lr(frame)["batch"]) == ["1", "32", "128", "full"]
+    assert list(analysis.lr_curve(frame)["batch"]) == ["1", "32", "128", "full"]
+
+
 def test_unknown_metric_or_at_is_a_user_error():
     with pytest.raises(CnnbenchError, match="val_acc, val_loss"):
         analysis.best_lr(runs(run()), metric="test_acc")
