@@ -21,7 +21,7 @@ from rich.table import Table
 from cnnbench.env import device_name
 from cnnbench.errors import CnnbenchError
 from cnnbench.flops import count_flops
-from cnnbench.models import create_model
+from cnnbench.models import count_parameters, create_model
 from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
 from cnnbench.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
 
@@ -73,7 +73,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
     net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,
                        image_size=input_shape[1]).to(device)
     forward_flops, train_flops = count_flops(net, input_shape)
-    params = sum(p.numel() for p in net.parameters())
+    params = count_parameters(net)
     runner = prepare_model(net, channels_last=channels_last, compile=compile)
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     scaler = grad_scaler(device, precision)

@@ -318,10 +318,14 @@ def to_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
-def write_report(report: Report, console: Console, fmt: str) -> None:
-    """Show the report in one of FORMATS; text formats go to stdout unstyled."""
+def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+
+def write_report(report: Report, console: Console, fmt: str) -> None:
+    """Show the report in one of FORMATS; text formats go to stdout unstyled."""
+    check_format(fmt)
     if fmt == "table":
         print_report(report, console)
         return
@@ -365,8 +369,7 @@ COMPARE_NOTE = ("B/A: ratio of means over seeds; beyond noise: |difference of me
 
 def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
                   metric: str = "test_acc", names: tuple[str, str] = ("A", "B")) -> None:
-    if fmt not in FORMATS:
-        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    check_format(fmt)
     if fmt == "csv":
         console.file.write(table.to_csv(index=False))
         return
@@ -402,8 +405,7 @@ GRAD_NORM_NOTE = ("L2 norms of the weight tensors' gradients (rank ≥ 2; layers
 
 def write_grad_norms(summary: pd.DataFrame, console: Console, fmt: str) -> None:
     """The per-run, per-epoch summary of `gradients.depth_summary` in one of FORMATS."""
-    if fmt not in FORMATS:
-        raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    check_format(fmt)
     if fmt in ("csv", "json"):
         console.file.write(summary.to_csv(index=False) if fmt == "csv" else
                            json.dumps(_records(summary), indent=2) + "\n")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 import cnnbench
 from cnnbench.engine import loss_fn
+from cnnbench.gradients import depth_profile, depth_summary
 from cnnbench.report import Report, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,12 +330,11 @@ The warm-up run above is the test of the claim.
     # ── 6. vanishing gradients ────────────────────────────────────────────────────────────────
     def vanishing(self) -> None:
         folder = self.results / "vanishing"
-        self.load("vanishing")
+        runs, _ = self.load("vanishing")
         table = cnnbench_cli("grad-norms", str(folder), "--format", "markdown", "--plot",
                              str(self.figures / "vanishing"))
-        summary = pd.read_csv(pd.io.common.StringIO(
-            cnnbench_cli("grad-norms", str(folder), "--format", "csv"))).set_index(
-            ["run", "epoch"])
+        summary = depth_summary(depth_profile(cnnbench.load_grad_norms(folder), runs)
+                                ).set_index(["run", "epoch"])
         ratio = summary["first_over_last"]
         last = int(summary.index.get_level_values("epoch").max())
         step = summary.loc[("plain56", last), "step"]

@@ -26,11 +26,11 @@ def test_every_lecture_suite_is_listed_here():
     assert {p.stem for p in LECTURE.glob("*.yaml")} == set(RUNS)
 
 
-SYNTHETIC_CIFAR = ["--set", "dataset.name=synthetic", "--set", "dataset.channels=3",
-                   "--set", "dataset.image_size=32", "--set", "dataset.num_classes=10",
-                   "--set", "dataset.train_size=96", "--set", "dataset.test_size=40",
-                   "--set", "dataset.val_size=16", "--set", "dataset.subset=64",
-                   "--set", "dataset.test_subset=20", "--set", "train.epochs=2"]
+SYNTHETIC_CIFAR = [arg for key, value in {
+    "dataset.name": "synthetic", "dataset.channels": 3, "dataset.image_size": 32,
+    "dataset.num_classes": 10, "dataset.train_size": 96, "dataset.test_size": 40,
+    "dataset.val_size": 16, "dataset.subset": 64, "dataset.test_subset": 20, "train.epochs": 2,
+}.items() for arg in ("--set", f"{key}={value}")]
 
 
 def test_vanishing_suite_runs_and_grad_norms_reads_it(tmp_path):
