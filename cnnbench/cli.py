@@ -366,19 +366,19 @@ def grad_norms(
 
     runs, _ = load_results(results_dir)
     profile = depth_profile(load_grad_norms(results_dir), runs)
+    try:  # checked before anything is written
+        chosen = [int(e) for e in epochs.split(",")] if epochs else sorted(
+            {0, int(profile["epoch"].max())})
+    except ValueError:
+        raise CnnbenchError(f"--epochs {epochs!r}: give integers, e.g. 0,4") from None
+    missing = sorted(set(chosen) - set(profile["epoch"]))
+    if missing:
+        raise CnnbenchError(f"--epochs: no gradient norms recorded at epoch(s) {missing}; "
+                            f"recorded: {sorted(profile['epoch'].unique().tolist())}")
     write_grad_norms(depth_summary(profile), console, fmt)
     if plot is not None:
         from cnnbench.plots import grad_norm_depth, save
 
-        try:
-            chosen = [int(e) for e in epochs.split(",")] if epochs else sorted(
-                {0, int(profile["epoch"].max())})
-        except ValueError:
-            raise CnnbenchError(f"--epochs {epochs!r}: give integers, e.g. 0,4") from None
-        missing = sorted(set(chosen) - set(profile["epoch"]))
-        if missing:
-            raise CnnbenchError(f"--epochs: no gradient norms recorded at epoch(s) {missing}; "
-                                f"recorded: {sorted(profile['epoch'].unique().tolist())}")
         for path in save(grad_norm_depth(profile, chosen), plot, "grad_norms"):
             err_console.print(f"wrote {path}", highlight=False)
 

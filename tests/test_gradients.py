@@ -72,6 +72,9 @@ def test_grad_norms_command_on_a_real_run(write_suite, tmp_path):
 
     bad = runner.invoke(app, ["grad-norms", str(out), "--plot", str(tmp_path), "--epochs", "7"])
     assert bad.exit_code == 2 and "no gradient norms recorded at epoch(s) [7]" in bad.output
+    assert "first/last" not in bad.output  # refused before the table is written
+    typo = runner.invoke(app, ["grad-norms", str(out), "--epochs", "a"])
+    assert typo.exit_code == 2 and "--epochs 'a': give integers" in typo.output
     plain = tmp_path / "plain"
     runner.invoke(app, ["run", str(suite), "--out", str(plain), "--set", "probes=[time]"])
     missing = runner.invoke(app, ["grad-norms", str(plain)])
