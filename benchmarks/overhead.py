@@ -3,7 +3,7 @@
 (a) a minimal hand-written PyTorch loop: the training set normalised once and kept as one
     tensor, shuffled index batches, the same model, optimizer, seed and evaluation (val and test
     before training and after every epoch);
-(b) `cnnbench.engine.train` on the same RunSpec, with the default probes (time, memory, flops).
+(b) `cnnbench.train.engine.train` on the same RunSpec, with the default probes (time, memory, flops).
 
 Each repeat times both (the order flips every repeat, so drift in machine load hits both);
 the figure is the median over repeats of the paired ratio (b)/(a). Target: ≤ 1.03. Wall time is
@@ -26,11 +26,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from cnnbench.engine import _Trainer, train
-from cnnbench.env import resolve_device
-from cnnbench.executors import prepare_data
+from cnnbench.execute.local import prepare_data
 from cnnbench.models import create_model
 from cnnbench.suite import expand, validate_suite
+from cnnbench.train.devices import resolve_device
+from cnnbench.train.engine import train
+from cnnbench.train.trainer import Trainer
 
 
 def _sync(device: torch.device) -> None:
@@ -84,9 +85,9 @@ def harness(spec, data) -> None:
 
 
 def step_costs(spec, data, *, rounds: int = 15, steps: int = 3) -> tuple[float, float]:
-    """Median CPU ms of one training step: the engine's `_Trainer.step` (closure, loss and
+    """Median CPU ms of one training step: the engine's `Trainer.step` (closure, loss and
     accuracy sums, schedule) and the hand-written one, on the same model and batch."""
-    trainer = _Trainer(spec, data)
+    trainer = Trainer(spec, data)
     generator = torch.Generator(device=data.device)
     generator.manual_seed(0)
     x, y = next(data.train_batches(spec.batch_size, generator))

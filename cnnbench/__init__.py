@@ -1,10 +1,10 @@
 """cnnbench: benchmark image classifiers and their optimizers from YAML suites."""
 
 from cnnbench.errors import CnnbenchError, SuiteError
-from cnnbench.executors import run_suite
+from cnnbench.execute.runner import run_suite
 from cnnbench.models import create_model
 from cnnbench.optim import create_optimizer
-from cnnbench.store import load_grad_norms, load_results
+from cnnbench.results.store import load_grad_norms, load_results
 from cnnbench.suite import RunSpec, expand, load_suite
 
 __all__ = ["CnnbenchError", "SuiteError", "RunSpec", "create_model", "create_optimizer",

@@ -1,3 +1,3 @@
-from cnnbench.cli import main
+from cnnbench.cli.app import main
 
 main()

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 import cnnbench
-from cnnbench.engine import loss_fn
-from cnnbench.gradients import depth_profile, depth_summary
-from cnnbench.report import Report, markdown_table
+from cnnbench.render.report import Report, markdown_table
+from cnnbench.tools.gradients import depth_profile, depth_summary
+from cnnbench.train.engine import loss_fn
 
 ROOT = Path(__file__).resolve().parents[1]
 # published parameter counts (ImageNet nets: 1000 classes, 3×224²; LeNet-5: 10 classes, 1×32²)
@@ -123,7 +123,7 @@ class Page:
 **Claim.** The loss is −Σ t·log softmax(z) in its fused form (log-sum-exp), which stays finite
 where the written-out softmax overflows, and its gradient with respect to the logits is y − t.
 
-**Measured** with `cnnbench.engine.loss_fn` (what every run trains on; `F.cross_entropy`), in
+**Measured** with `cnnbench.train.engine.loss_fn` (what every run trains on; `F.cross_entropy`), in
 float64, and by the test file `tests/test_softmax_ce.py` ({summary}):
 
 | check | value |

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnbench.store import ResultStore
+from cnnbench.results.store import ResultStore
 
 
 def run(model="mlp", optimizer="sgd", lr=0.1, seed=0, val_acc=0.9, test_acc=None,

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 import cnnbench
-from cnnbench.checkpoint import Checkpoint
-from cnnbench.progress import PlainReporter
-from cnnbench.signals import EXIT_INTERRUPTED
-from cnnbench.store import ResultStore
+from cnnbench.execute.progress import PlainReporter
+from cnnbench.results.store import ResultStore
 from cnnbench.suite import expand
+from cnnbench.train.checkpoint import Checkpoint
+from cnnbench.train.signals import EXIT_INTERRUPTED
 from tests.test_shards import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,16 +81,17 @@ def test_a_resumed_run_gives_exactly_the_numbers_of_an_uninterrupted_one(write_s
 
 
 def test_checkpoint_of_another_run_or_damaged_is_ignored(tmp_path, write_suite):
-    from cnnbench import engine
-    from cnnbench.executors import prepare_data
+    from cnnbench.execute.local import prepare_data
+    from cnnbench.train.trainer import Trainer
 
     suite = cnnbench.load_suite(write_suite())
     spec = expand(suite)[0]
-    trainer = engine._Trainer(spec, prepare_data(suite.dataset_config, torch.device("cpu")))
+    trainer = Trainer(spec, prepare_data(suite.dataset_config, torch.device("cpu")))
     path = tmp_path / "checkpoints" / "c.pt"
     path.parent.mkdir()
-    Checkpoint(path, spec.run_id).save(trainer, [{"epoch": 0}], epoch=1, wall_s=1.0,
-                                       start_time=0.0)
+    Checkpoint(path, spec.run_id).save({"trainer": trainer.state_dict(), "epoch": 1,
+                                        "history": [{"epoch": 0}], "wall_s": 1.0,
+                                        "start_time": 0.0})
     assert Checkpoint(path, spec.run_id).load()["epoch"] == 1
     assert Checkpoint(path, "another-run").load() is None
     path.write_bytes(b"not a checkpoint")

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench.engine import loss_fn, train
-from cnnbench.executors import prepare_data
+from cnnbench.execute.local import prepare_data
 from cnnbench.suite import expand, load_suite, validate_suite
+from cnnbench.train.engine import loss_fn, train
 from tests.conftest import TINY_SUITE
 
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.gradients import depth_profile, depth_summary
+from cnnbench.tools.gradients import depth_profile, depth_summary
 
 runner = CliRunner()
 

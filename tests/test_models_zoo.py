@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.flops import count_flops, model_cost
-from cnnbench.listing import dataset_input, parse_input
 from cnnbench.models import MODEL_INFO, count_parameters, create_model
 from cnnbench.models.cifar_resnet import Block
 from cnnbench.models.layers import UpsampleToMin
+from cnnbench.render.listing import dataset_input, parse_input
+from cnnbench.train.flops import count_flops, model_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET = (3, 224, 224)

@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench.engine import _Trainer, train
-from cnnbench.executors import prepare_data
+from cnnbench.execute.local import prepare_data
 from cnnbench.models import create_model
 from cnnbench.suite import expand, load_suite
+from cnnbench.train.engine import train
+from cnnbench.train.trainer import Trainer
 
 LR = 0.5
 
@@ -49,7 +50,7 @@ def sample_gradient(model, x, y):
 def test_full_batch_is_one_step_on_the_mean_gradient(setup, chunk):
     spec, data = setup
     spec = dataclasses.replace(with_train(spec, eval_batch_size=chunk), batch_size="full")
-    trainer = _Trainer(spec, data)
+    trainer = Trainer(spec, data)
     trainer.train_epoch()
     assert trainer.steps == 1
 
@@ -69,7 +70,7 @@ def test_full_batch_is_one_step_on_the_mean_gradient(setup, chunk):
 def test_batch_size_one_is_pure_sgd(setup):
     spec, data = setup
     spec = dataclasses.replace(spec, batch_size=1)
-    trainer = _Trainer(spec, data)
+    trainer = Trainer(spec, data)
     trainer.train_epoch()
     n = len(data.train)
     assert trainer.steps == n

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.listing import weight_decay_note
 from cnnbench.optim import OPTIMIZERS, create_optimizer, optimizer_def, resolve_hparams
+from cnnbench.render.listing import weight_decay_note
 
 runner = CliRunner()
 ALL = OPTIMIZERS.names()

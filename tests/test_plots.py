@@ -6,9 +6,9 @@ import pytest
 import results_factory as rf
 from typer.testing import CliRunner
 
-from cnnbench import plots
 from cnnbench.cli import app
-from cnnbench.report import Report
+from cnnbench.render import plots
+from cnnbench.render.report import Report
 
 ROWS = (rf.grid("sgd", {0.01: [0.5, 0.6], 0.1: [0.9, 0.8], 1.0: [None, None]})
         + rf.grid("adam", {0.01: [0.9, 0.95], 0.1: [0.7, None]})

@@ -10,17 +10,18 @@ import torch
 import torch.nn as nn
 
 from cnnbench import load_grad_norms, load_results, run_suite
-from cnnbench.engine import _Trainer, train
-from cnnbench.executors import prepare_data
-from cnnbench.flops import count_flops
-from cnnbench.probes import (
+from cnnbench.execute.local import prepare_data
+from cnnbench.suite import expand, validate_suite
+from cnnbench.train.engine import train
+from cnnbench.train.flops import count_flops
+from cnnbench.train.probes import (
     MemoryProbe,
     StepTimer,
     peak_flops_per_s,
     peak_rss_bytes,
     reset_peak_rss,
 )
-from cnnbench.suite import expand, validate_suite
+from cnnbench.train.trainer import Trainer
 from tests.conftest import TINY_SUITE
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -88,7 +89,7 @@ def test_warm_up_never_takes_more_than_half_the_steps():
 
 def test_samples_per_s_and_step_times_agree_with_the_clock(data):
     spec = expand(_suite(probes=PROBES, train={"epochs": 2, "batch_size": 16}))[0]
-    trainer = _Trainer(spec, data)
+    trainer = Trainer(spec, data)
     trainer.run([])
     n, steps = len(data.train), trainer.steps
     assert trainer.samples == 2 * n and steps == 2 * math.ceil(n / 16)

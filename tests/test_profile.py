@@ -8,9 +8,9 @@ import torch
 from typer.testing import CliRunner
 
 from cnnbench.cli import app
-from cnnbench.flops import count_flops
 from cnnbench.models import create_model
-from cnnbench.profile import input_for, parse_input, profile_model
+from cnnbench.tools.profile import input_for, parse_input, profile_model
+from cnnbench.train.flops import count_flops
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

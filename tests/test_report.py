@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cnnbench.cli import app
-from cnnbench.report import Report, render_report, to_markdown
+from cnnbench.render.report import Report, render_report, to_markdown
 
 runner = CliRunner()
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import cnnbench
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.progress import PlainReporter
+from cnnbench.execute.progress import PlainReporter
 from cnnbench.suite import expand, validate_suite
 from tests.conftest import TINY_SUITE
 

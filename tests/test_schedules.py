@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.schedules import SCHEDULES, create_schedule
+from cnnbench.optim.schedules import SCHEDULES, create_schedule
 
 runner = CliRunner()
 

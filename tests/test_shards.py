@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 import cnnbench
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.executors import parse_shard, shard, shard_from_env
 from cnnbench.suite import expand
+from cnnbench.suite.shards import parse_shard, shard, shard_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 import cnnbench
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
-from cnnbench.executors import shard
-from cnnbench.slurm import time_minutes
+from cnnbench.execute.slurm import time_minutes
 from cnnbench.suite import expand
+from cnnbench.suite.shards import shard
 from tests.test_shards import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench.engine import loss_fn
+from cnnbench.train.engine import loss_fn
 
 
 def naive_softmax_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

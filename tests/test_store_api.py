@@ -6,7 +6,7 @@ import pytest
 
 import cnnbench
 from cnnbench.data import DATASETS
-from cnnbench.store import ResultStore
+from cnnbench.results.store import ResultStore
 from cnnbench.suite import validate_suite
 from tests.conftest import TINY_SUITE
 

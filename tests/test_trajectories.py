@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
 from cnnbench.optim import OPTIMIZERS
-from cnnbench.trajectories import (
+from cnnbench.tools.trajectories import (
     DEFAULT_OPTIMIZERS,
     FUNCTIONS,
     parse_lrs,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.store import FAILED_STATUSES, ResultStore
+from cnnbench.results.schema import FAILED, Status
+from cnnbench.results.store import ResultStore
 
 COLUMNS = ("done", "failed", "interrupted", "pending")
 
@@ -16,9 +17,9 @@ def state_of(status: str | None) -> str:
     """A run's result status as one of COLUMNS (no result file yet: pending)."""
     if status is None:
         return "pending"
-    if status in FAILED_STATUSES:
+    if status in FAILED:
         return "failed"
-    return "interrupted" if status == "interrupted" else "done"
+    return "interrupted" if status == Status.INTERRUPTED else "done"
 
 
 @dataclass
@@ -32,7 +33,7 @@ class SuiteStatus:
 def suite_status(out: str | Path, specs=None, shards: int | None = None) -> SuiteStatus:
     """Count the results in `out`; with the suite's `specs`, also the pending runs, per shard
     when `shards` is given (the same round-robin split as `run --shard`)."""
-    from cnnbench.executors import shard
+    from cnnbench.suite.shards import shard
 
     store = ResultStore(out)
     if not store.runs_dir.is_dir():

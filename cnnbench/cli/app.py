@@ -76,7 +76,7 @@ def _plan_table(specs, done: dict[str, str]) -> Table:
 
 
 def _done(out: Path) -> dict[str, str]:
-    from cnnbench.store import ResultStore
+    from cnnbench.results.store import ResultStore
 
     store = ResultStore(out)
     return store.finished_ids() if store.runs_dir.is_dir() else {}
@@ -104,12 +104,12 @@ def run(
         "--rerun-failed", help="run again runs that ended in error, oom or timeout")] = False,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
-    from cnnbench.executors import run_suite
-    from cnnbench.progress import make_reporter
-    from cnnbench.report import render_report
-    from cnnbench.signals import EXIT_INTERRUPTED
-    from cnnbench.store import load_results
+    from cnnbench.execute.progress import make_reporter
+    from cnnbench.execute.runner import run_suite
+    from cnnbench.render.report import render_report
+    from cnnbench.results.store import load_results
     from cnnbench.suite import expand
+    from cnnbench.train.signals import EXIT_INTERRUPTED
 
     suite = _load(suite_file, set_, device)
     out = out or Path("results") / suite.name
@@ -124,8 +124,8 @@ def run(
     runs = runs[runs["run_id"].isin({s.run_id for s in specs})]
     render_report(runs, console)
     if plots is not None and not runs.empty:
-        from cnnbench.plots import write_figures
-        from cnnbench.report import Report
+        from cnnbench.render.plots import write_figures
+        from cnnbench.render.report import Report
 
         for path in write_figures(Report(runs, history), runs, history, plots):
             err_console.print(f"wrote {path}", highlight=False)
@@ -140,8 +140,8 @@ def run(
 
 def _shard(specs, shard: str | None):
     """The runs of `--shard K/N`, or of the Slurm array task we run in; else all of them."""
-    from cnnbench.executors import parse_shard, shard_from_env
-    from cnnbench.executors import shard as take
+    from cnnbench.suite.shards import parse_shard, shard_from_env
+    from cnnbench.suite.shards import shard as take
 
     if shard is not None:
         k, n = parse_shard(shard)
@@ -168,8 +168,8 @@ def status(
         min=1, help="count per shard of N (default: what `submit` recorded)")] = None,
 ) -> None:
     """Done / failed / interrupted / pending runs per shard and in all, and which are left."""
-    from cnnbench.slurm import SUITE_COPY, read_record
-    from cnnbench.status import COLUMNS, suite_status
+    from cnnbench.execute.slurm import SUITE_COPY, read_record
+    from cnnbench.results.status import COLUMNS, suite_status
     from cnnbench.suite import expand
 
     record = read_record(results_dir) or {}
@@ -215,8 +215,8 @@ def submit(
                        ] = False,
 ) -> None:
     """Submit the suite as one Slurm job array (submitit), one `run --shard K/N` per task."""
-    from cnnbench.slurm import SlurmRequest
-    from cnnbench.slurm import submit as submit_array
+    from cnnbench.execute.slurm import SlurmRequest
+    from cnnbench.execute.slurm import submit as submit_array
 
     _load(suite_file, set_, None)  # warnings once, here
     request = SlurmRequest(partition, time, gpus_per_task, cpus_per_task, mem,
@@ -263,7 +263,7 @@ def list_(
     family: Annotated[str | None, typer.Option(help="models: only this family")] = None,
 ) -> None:
     """List the registered models, optimizers or datasets, with their key facts."""
-    from cnnbench import listing
+    from cnnbench.render import listing
 
     tables = {"models": listing.models_table, "optimizers": listing.optimizers_table,
               "datasets": listing.datasets_table}
@@ -308,8 +308,8 @@ def report(
     plots: PlotsOpt = None,
 ) -> None:
     """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory."""
-    from cnnbench.report import Report, write_report
-    from cnnbench.store import load_results
+    from cnnbench.render.report import Report, write_report
+    from cnnbench.results.store import load_results
 
     runs, history = load_results(results_dir)
     if runs.empty:
@@ -318,7 +318,7 @@ def report(
                     tolerance=tolerance, target=_target(target))
     write_report(result, console, fmt)
     if plots is not None:
-        from cnnbench.plots import write_figures
+        from cnnbench.render.plots import write_figures
 
         for path in write_figures(result, runs, history, plots):
             err_console.print(f"wrote {path}", highlight=False)
@@ -334,8 +334,8 @@ def compare(
     """Two result sets side by side on their common runs: time and memory ratios, metric
     differences, flagged where beyond seed noise."""
     from cnnbench.analysis import compare as compare_runs
-    from cnnbench.report import write_compare
-    from cnnbench.store import load_results
+    from cnnbench.render.report import write_compare
+    from cnnbench.results.store import load_results
 
     runs_a, _ = load_results(dir_a)
     runs_b, _ = load_results(dir_b)
@@ -360,9 +360,9 @@ def grad_norms(
     fmt: FormatOpt = "table",
 ) -> None:
     """Per-layer gradient norms (the grad_norms probe): first vs last layer, per run and epoch."""
-    from cnnbench.gradients import depth_profile, depth_summary
-    from cnnbench.report import write_grad_norms
-    from cnnbench.store import load_grad_norms, load_results
+    from cnnbench.render.report import write_grad_norms
+    from cnnbench.results.store import load_grad_norms, load_results
+    from cnnbench.tools.gradients import depth_profile, depth_summary
 
     runs, _ = load_results(results_dir)
     profile = depth_profile(load_grad_norms(results_dir), runs)
@@ -377,7 +377,7 @@ def grad_norms(
                             f"recorded: {sorted(profile['epoch'].unique().tolist())}")
     write_grad_norms(depth_summary(profile), console, fmt)
     if plot is not None:
-        from cnnbench.plots import grad_norm_depth, save
+        from cnnbench.render.plots import grad_norm_depth, save
 
         for path in save(grad_norm_depth(profile, chosen), plot, "grad_norms"):
             err_console.print(f"wrote {path}", highlight=False)
@@ -406,8 +406,8 @@ def profile(
     data_dir: Annotated[str | None, typer.Option(help="where datasets live")] = None,
 ) -> None:
     """Inference and training speed of one model on synthetic data, per batch size."""
-    from cnnbench.env import resolve_device
-    from cnnbench.profile import input_for, profile_model, profile_table, write_rows
+    from cnnbench.tools.profile import input_for, profile_model, profile_table, write_rows
+    from cnnbench.train.devices import resolve_device
 
     if precision not in ("fp32", "bf16", "fp16"):
         raise CnnbenchError(f"--precision {precision!r}: choose fp32, bf16 or fp16")
@@ -456,7 +456,7 @@ def trajectories(
                                                     ".gif) instead")] = False,
 ) -> None:
     """Draw each optimizer's path on a 2-D test function over its contour plot."""
-    from cnnbench.trajectories import draw_trajectories
+    from cnnbench.tools.trajectories import draw_trajectories
 
     names = [name.strip() for name in optimizers.split(",") if name.strip()] if optimizers \
         else None

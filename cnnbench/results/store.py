@@ -21,15 +21,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.results.schema import (
+    DONE,
+    GRAD_NORM_COLUMNS,
+    HISTORY_COLUMNS,
+    SCHEMA_VERSION,
+    RunRow,
+)
 
-SCHEMA_VERSION = 1
 SUMMARY_KEY = b"cnnbench.summary"
 GRAD_NORMS_KEY = b"cnnbench.grad_norms"
-GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "ndim", "grad_norm"]
-HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
-                   "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
-FAILED_STATUSES = {"error", "oom", "timeout"}  # retried by `run --rerun-failed`
-DONE_STATUSES = {"ok", "diverged"} | FAILED_STATUSES  # not "interrupted": that one resumes
 
 
 class WriteError(CnnbenchError):
@@ -87,11 +88,16 @@ class ResultStore:
             raise CnnbenchError(f"cannot write results to {str(self.root)!r}: {exc.strerror}; "
                                 "choose another folder with --out") from None
 
-    def write(self, summary: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    def write_row(self, row: RunRow, history: list[dict[str, Any]]) -> Path:
+        """Write one run's row, its history and its gradient norms, as one file."""
+        return self.write(row.record(), history, grad_norms=row.outcome.grad_norms)
+
+    def write(self, summary: dict[str, Any], history: list[dict[str, Any]], *,
+              grad_norms: list[dict[str, Any]] | None = None) -> Path:
+        """Write a flat `runs` record and its history rows (tests and tools build them)."""
         table = pa.Table.from_pylist(history) if history else pa.table(
             {c: pa.array([], pa.float64()) for c in HISTORY_COLUMNS})
         summary = {**summary, "schema_version": SCHEMA_VERSION}
-        grad_norms = summary.pop("grad_norms", None)
         meta = {SUMMARY_KEY: json.dumps({k: _jsonable(v) for k, v in summary.items()},
                                         default=str).encode()}
         if grad_norms is not None:
@@ -125,7 +131,7 @@ class ResultStore:
 
     def finished_ids(self) -> dict[str, str]:
         """run_id → status of every run that has a result file (interrupted ones excluded)."""
-        return {k: v for k, v in self.statuses().items() if v in DONE_STATUSES}
+        return {k: v for k, v in self.statuses().items() if v in DONE}
 
 
 def _summary(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:

@@ -1,76 +1,38 @@
-"""Train one RunSpec: seeded model and data order, fused softmax cross-entropy, evaluation on
-val and test after every epoch, a divergence guard, and a history row per evaluation."""
+"""One run while it trains: the seeded model and data order, the optimizer step (mini-batch,
+full-batch or with a GradScaler), the fused softmax cross-entropy, evaluation and the divergence
+guard. `Trainer.state_dict()` is what a checkpoint holds."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnbench import signals
-from cnnbench.checkpoint import Checkpoint
 from cnnbench.data import DeviceData
 from cnnbench.data.device import Split
-from cnnbench.env import device_name
-from cnnbench.flops import count_flops
-from cnnbench.models import count_parameters, create_model
+from cnnbench.models import create_model
 from cnnbench.optim import create_optimizer
-from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
-from cnnbench.probes import (
-    MemoryProbe,
+from cnnbench.optim.schedules import create_schedule
+from cnnbench.suite import RunSpec
+from cnnbench.train import signals
+from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
+from cnnbench.train.probes import (
     NullTimer,
     StepTimer,
     grad_norms,
-    peak_flops_per_s,
-    state_bytes,
-    throughput,
 )
-from cnnbench.schedules import create_schedule
-from cnnbench.suite import RunSpec
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run produced: one summary row and its history rows."""
-
-    summary: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Diverged(Exception):
     """The loss went non-finite or far above its start."""
 
 
-class TimedOut(Exception):
-    """The run passed `train.time_limit_s`."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None):
-    """Raise TimedOut after `seconds`, even inside a step that hangs (SIGALRM, main thread)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not seconds or not usable:
-        yield
-        return
-
-    def fire(signum, frame):
-        raise TimedOut(f"run stopped after train.time_limit_s={seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+class DeviceMismatch(Exception):
+    """A checkpoint saved on another device type (e.g. CUDA, resumed on a CPU node)."""
 
 
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -109,8 +71,13 @@ def _reached(target: dict | None, row: dict) -> bool:
     return value >= target["value"]
 
 
-class _Trainer:
-    """The state of one run while it trains; `run()` returns the history rows."""
+class Trainer:
+    """The state of one run while it trains: `run()` appends the history rows; `state_dict()`
+    and `load_state_dict()` carry everything a resumed run needs (plain dicts and tensors)."""
+
+    # the counters a checkpoint carries besides the module, optimizer and RNG states
+    COUNTERS = ("steps", "samples", "train_s", "eval_s", "start_loss", "time_to_target_s",
+                "grad_norm_rows")
 
     def __init__(self, spec: RunSpec, data: DeviceData) -> None:
         self.spec, self.data, self.device = spec, data, data.device
@@ -270,100 +237,36 @@ class _Trainer:
             if on_epoch is not None:
                 on_epoch(epoch, history[-1])
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to go on exactly as if the run had never stopped."""
+        return {
+            "device_type": self.device.type,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": (torch.cuda.get_rng_state(self.device)
+                         if self.device.type == "cuda" else None),
+            "data_rng": self.generator.get_state(),
+            "counters": {k: getattr(self, k) for k in self.COUNTERS},
+        }
 
-def train(spec: RunSpec, data: DeviceData, on_epoch=None,
-          checkpoint: Checkpoint | None = None) -> RunResult:
-    """Train one run on data already on its device; divergence ends it early as `diverged`.
-
-    With a `checkpoint`, the run resumes from it when there is one, and saves one after every
-    epoch; a stop signal ends it as `interrupted`. Other exceptions propagate: the executor
-    records them as `error`.
-    """
-    started = time.time()
-    wall_start = time.perf_counter()
-    memory = MemoryProbe(data.device)
-    if "memory" in spec.probes:
-        memory.start()
-    trainer = _Trainer(spec, data)
-    history: list[dict[str, Any]] = []
-    resumed = checkpoint.load() if checkpoint is not None else None
-    if resumed is not None:
-        history = checkpoint.restore(trainer, resumed)
-        started, wall_start = resumed["start_time"], wall_start - resumed["wall_s"]
-
-    def save(epoch: int) -> None:
-        checkpoint.save(trainer, history, epoch=epoch, start_time=started,
-                        wall_s=time.perf_counter() - wall_start)
-
-    status, message = "ok", ""
-    try:
-        with time_limit(spec.train.get("time_limit_s")):
-            trainer.run(history, on_epoch, after_epoch=save if checkpoint is not None else None)
-    except signals.Interrupted as exc:
-        done = len(history) - 1
-        status, message = "interrupted", (f"{exc} during epoch {done + 1}; re-run to resume "
-                                          f"after epoch {done}")
-    except Diverged as exc:
-        status, message = "diverged", str(exc)
-    except TimedOut as exc:
-        status, message = "timeout", str(exc)
-    wall_s = time.perf_counter() - wall_start
-    probes = _probe_columns(spec, data, trainer, memory)
-    epochs_done = max(0, len(history) - 1)
-    final = history[-1] if history else {}
-    val_accs = [r["val_acc"] for r in history[1:] if not math.isnan(r["val_acc"])]
-    val_losses = [r["val_loss"] for r in history[1:] if not math.isnan(r["val_loss"])]
-    summary = {
-        "status": status,
-        "message": message,
-        "epochs_done": epochs_done,
-        "resumed_from_epoch": resumed["epoch"] if resumed is not None else None,
-        "steps": trainer.steps,
-        "samples": trainer.samples,
-        **{k: final.get(k, math.nan) for k in
-           ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")},
-        "best_val_acc": max(val_accs) if val_accs else math.nan,
-        "best_val_loss": min(val_losses) if val_losses else math.nan,
-        "wall_s": wall_s,
-        "train_s": trainer.train_s,
-        "eval_s": trainer.eval_s,
-        "s_per_epoch": trainer.train_s / epochs_done if epochs_done else math.nan,
-        "samples_per_s": trainer.samples / trainer.train_s if trainer.train_s else math.nan,
-        "time_to_target_s": trainer.time_to_target_s,
-        "params": count_parameters(trainer.model),
-        **probes,
-        # every hyper-parameter the optimizer used, torch's own defaults included
-        "optimizer_hparams": dict(trainer.optimizer.defaults),
-        "train_size": len(data.train),
-        "val_size": len(data.val) if data.val is not None else 0,
-        "test_size": len(data.test),
-        "start_time": started,
-        "end_time": time.time(),
-    }
-    return RunResult(summary, history)
-
-
-def _probe_columns(spec: RunSpec, data: DeviceData, trainer: _Trainer,
-                   memory: MemoryProbe) -> dict[str, Any]:
-    """The `runs` columns of the probes the suite switched on (see README, "Probes")."""
-    columns: dict[str, Any] = {"precision": trainer.precision}
-    if "time" in spec.probes:
-        columns.update(trainer.timer.summary())
-    if "memory" in spec.probes:
-        columns.update(memory.summary())
-        columns.update(state_bytes(trainer.model, trainer.optimizer))
-    if "flops" in spec.probes:
-        try:
-            forward, training = count_flops(trainer.model, data.shape)
-        except Exception:  # a user model that cannot run on meta tensors: FLOPs stay unknown
-            forward = training = None
-        peak = peak_flops_per_s(device_name(data.device), trainer.precision)
-        columns.update({
-            "flops_per_sample": forward,
-            "train_flops_per_step": training and training * trainer.batch_size,
-            "peak_flops_per_s": peak,
-            # all of train_s: warm-up and data waits included, like samples_per_s
-            **throughput(training and training * trainer.samples, trainer.train_s, peak)})
-    if trainer.grad_norm_rows is not None:
-        columns["grad_norms"] = trainer.grad_norm_rows  # the store keeps them as their own table
-    return columns
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict()`; one saved on another device type cannot be restored (its
+        generator states do not transfer): `DeviceMismatch`."""
+        saved = state.get("device_type", "cpu")
+        if saved != self.device.type:
+            raise DeviceMismatch(f"the checkpoint was written on {saved}, this run is on "
+                                 f"{self.device.type}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.generator.set_state(state["data_rng"])
+        for key, value in state["counters"].items():
+            setattr(self, key, value)

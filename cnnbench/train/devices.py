@@ -1,25 +1,12 @@
-"""The environment a run happened in, recorded beside its results."""
+"""Which device a run gets (`auto`, `cpu`, `cuda[:N]`, `mps`) and what that device is called."""
 
 from __future__ import annotations
 
-import functools
 import platform
-import socket
-import subprocess
-import sys
 
 import torch
 
-
-@functools.cache
-def git_commit() -> str | None:
-    """The commit of the git checkout we run in, if any."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+from cnnbench.errors import CnnbenchError
 
 
 def device_name(device: torch.device) -> str:
@@ -28,26 +15,8 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-@functools.cache
-def _static() -> dict[str, str | None]:
-    return {
-        "torch_version": torch.__version__,
-        "cuda_version": torch.version.cuda,
-        "python_version": sys.version.split()[0],
-        "host": socket.gethostname(),
-        "git_commit": git_commit(),
-    }
-
-
-def environment(device: torch.device) -> dict[str, str | int | None]:
-    return {**_static(), "device_name": device_name(device),
-            "torch_threads": torch.get_num_threads()}
-
-
 def resolve_device(requested: str) -> torch.device:
     """`auto` → cuda if present, else cpu. Asking for an absent device is a CnnbenchError."""
-    from cnnbench.errors import CnnbenchError
-
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from cnnbench.data import DATASET_INFO, DATASETS, default_data_root
 from cnnbench.errors import CnnbenchError
-from cnnbench.flops import model_cost
 from cnnbench.models import MODEL_INFO
 from cnnbench.models.registry import ModelInfo
 from cnnbench.optim import OPTIMIZERS, effective_defaults, optimizer_def
+from cnnbench.train.flops import model_cost
 
 Shape = tuple[int, int, int]
 _SHAPE = re.compile(r"(\d+)\s*[×x]\s*(\d+)\s*[×x]\s*(\d+)")

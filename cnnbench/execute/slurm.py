@@ -87,9 +87,10 @@ class ShardTask:
     rerun_failed: bool = False
 
     def __call__(self, k: int) -> dict[str, Any]:
-        from cnnbench.executors import run_suite, shard
-        from cnnbench.progress import PlainReporter
+        from cnnbench.execute.progress import PlainReporter
+        from cnnbench.execute.runner import run_suite
         from cnnbench.suite import expand, load_suite
+        from cnnbench.suite.shards import shard
 
         suite = load_suite(self.suite_file, list(self.overrides))
         specs = expand(suite)

@@ -18,12 +18,12 @@ import pandas as pd
 import torch
 from rich.table import Table
 
-from cnnbench.env import device_name
 from cnnbench.errors import CnnbenchError
-from cnnbench.flops import count_flops
 from cnnbench.models import count_parameters, create_model
-from cnnbench.precision import autocast, grad_scaler, prepare_model, to_layout
-from cnnbench.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
+from cnnbench.train.devices import device_name
+from cnnbench.train.flops import count_flops
+from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
+from cnnbench.train.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
 
 WARMUP = 5
 REPEATS = 20

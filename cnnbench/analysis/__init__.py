@@ -1,0 +1,33 @@
+"""Analysis: pure pandas over the `runs` and `history` tables — the lr protocol (what "best"
+means), seeds, sensitivity, time-to-target, performance profiles and run-to-run comparison.
+Nothing here prints or draws; `cnnbench.render` does."""
+
+from cnnbench.analysis.protocol import (  # noqa: F401
+    AXES,
+    BOOTSTRAP_RESAMPLES,
+    DEFAULT_BY,
+    MATCH_KEYS,
+    SELECTABLE,
+    best_lr,
+    beyond_noise,
+    bootstrap_ci,
+    check_metric,
+    compare,
+    group_keys,
+    learning_curves,
+    lower_is_better,
+    lr_curve,
+    lr_sensitivity,
+    mean_rank,
+    natural_order,
+    numeric,
+    peak_bytes,
+    performance_profile,
+    pick_best,
+    problem_costs,
+    problems,
+    run_scores,
+    test_metric,
+    time_to_target,
+    worst_value,
+)

@@ -1,0 +1,55 @@
+"""`run_suite`: which runs of a suite still need to run (resume), and who runs them — this process
+in order, or N local workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnbench.execute.local import run_sequential
+from cnnbench.execute.progress import PlainReporter
+from cnnbench.execute.workers import run_workers
+from cnnbench.results.schema import FAILED, SuiteOutcome
+from cnnbench.results.store import ResultStore
+from cnnbench.suite import RunSpec, Suite, expand
+
+
+def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = False,
+              rerun_failed: bool = False, data_dir: str | None = None,
+              reporter: PlainReporter | None = None, fail_fast: bool = False,
+              workers: int = 1, specs: list[RunSpec] | None = None,
+              device: str | None = None) -> SuiteOutcome:
+    """Run every run of the suite (or `specs`) not already in `out`; write one file per run.
+
+    An unfinished run resumes from its last per-epoch checkpoint. With `rerun_failed`, runs that
+    ended in error, oom or timeout run again; with `fail_fast`, the suite stops after the first
+    such run; with `workers` > 1, that many processes share the runs; `device` overrides the
+    suite's device without changing run_ids."""
+    out = Path(out) if out is not None else Path("results") / suite.name
+    specs = expand(suite) if specs is None else specs
+    store = ResultStore(out)
+    store.prepare()
+    done = {} if rerun else store.finished_ids()
+    if rerun_failed:
+        done = {k: v for k, v in done.items() if v not in FAILED}
+    todo = [s for s in specs if s.run_id not in done]
+    skipped = len(specs) - len(todo)
+    reporter = reporter or PlainReporter()
+    if workers > 1 and len(todo) > 1:
+        return run_workers(suite, out, specs, todo, workers=workers, data_dir=data_dir,
+                           reporter=reporter, fail_fast=fail_fast)
+    statuses: dict[str, int] = {}
+    for spec in specs:
+        if spec.run_id in done:
+            statuses[done[spec.run_id]] = statuses.get(done[spec.run_id], 0) + 1
+    if not todo:
+        reporter.start(0, skipped)
+        reporter.finish()
+        return SuiteOutcome(out, 0, skipped, statuses)
+    ran, new, stopped = run_sequential(suite, store, todo, device=device, data_dir=data_dir,
+                                       reporter=reporter, fail_fast=fail_fast, skipped=skipped)
+    for status, count in new.items():
+        statuses[status] = statuses.get(status, 0) + count
+    if stopped:
+        reporter.log(f"{stopped}: stopped with {len(todo) - ran} run(s) not started; re-run the "
+                     "same command to resume")
+    return SuiteOutcome(out, ran, skipped, statuses, interrupted=bool(stopped))

@@ -1,0 +1,199 @@
+"""The matrix expanded into sorted, stable `RunSpec`s, each with its run_id."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from cnnbench.errors import SuiteError
+from cnnbench.suite.schema import LogGrid, OptimizerEntry, Suite, grid_values
+
+# ─── Expansion into runs ───────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fully resolved run: everything `engine.train` needs, and its identity."""
+
+    suite: str
+    model: str
+    model_kwargs: dict[str, Any]
+    optimizer: str  # the label shown in reports
+    optimizer_name: str
+    hparams: dict[str, Any]  # resolved optimizer hyper-parameters, lr included
+    lr: float
+    seed: int
+    batch_size: int | str
+    dataset: dict[str, Any]
+    train: dict[str, Any]
+    device: str
+    probes: tuple[str, ...]
+    run_id: str = field(default="", compare=False)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes a run this run: all but the suite name, the label, the probes (they
+        measure a run, they do not change it) and the id itself."""
+        d = asdict(self)
+        for k in ("suite", "optimizer", "probes", "run_id"):
+            d.pop(k)
+        return _without_none(d)
+
+    def row(self) -> dict[str, Any]:
+        """The `runs` columns that say which run a row is."""
+        return {
+            "suite": self.suite, "run_id": self.run_id, "model": self.model,
+            "model_kwargs": json.dumps(self.model_kwargs, sort_keys=True),
+            "optimizer": self.optimizer, "optimizer_name": self.optimizer_name, "lr": self.lr,
+            "seed": self.seed, "batch": str(self.batch_size), "dataset": self.dataset["name"],
+            "requested_device": self.device, "epochs": self.train["epochs"],
+            "schedule": json.dumps(self.train["schedule"], sort_keys=True),
+        }
+
+
+def _without_none(value: Any) -> Any:
+    """Drop unset options, so that a new optional key does not change existing run_ids."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def compute_run_id(spec: RunSpec) -> str:
+    blob = json.dumps(spec.identity(), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _entry_dict(entry: str | dict | BaseModel) -> dict[str, Any]:
+    if isinstance(entry, str):
+        return {"name": entry}
+    return dict(entry) if isinstance(entry, dict) else entry.model_dump(exclude_none=True)
+
+
+def _lrs(opt: OptimizerEntry, grid: Any) -> list[float]:
+    """The optimizer's own grid, else the matrix's, else the registry's default lr."""
+    from cnnbench.optim import resolve_hparams
+
+    grid = opt.lr if opt.lr is not None else grid
+    if isinstance(grid, dict):
+        grid = LogGrid(**grid)
+    return grid_values(grid) if grid is not None else [resolve_hparams(opt.name)["lr"]]
+
+
+def _matches(combo: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    for key, want in pattern.items():
+        have = combo.get(key)
+        if isinstance(want, float) or isinstance(have, float):
+            try:
+                if not math.isclose(float(have), float(want), rel_tol=1e-9):
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+PATTERN_KEYS = ("model", "optimizer", "lr", "batch_size")
+
+
+def _combo_key(combo: dict[str, Any]) -> str:
+    return json.dumps([combo["model_entry"], combo["optimizer"], combo["lr"],
+                       str(combo["batch_size"])], sort_keys=True, default=str)
+
+
+def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
+    """The (model, optimizer, lr, batch_size) combinations, and warnings about `exclude` and
+    `include` entries that change nothing."""
+    matrix = suite.matrix
+    optimizers = [o if isinstance(o, OptimizerEntry) else OptimizerEntry(name=o)
+                  for o in matrix.optimizer]
+    for section, entries in (("exclude", suite.exclude), ("include", suite.include)):
+        for i, entry in enumerate(entries):
+            unknown = sorted(set(entry) - set(PATTERN_KEYS))
+            if unknown:
+                raise SuiteError(f"{section}[{i}]: unknown key {', '.join(map(repr, unknown))}; "
+                                 f"valid: {', '.join(PATTERN_KEYS)}")
+    combos: list[dict[str, Any]] = []
+    batch_sizes = matrix.batch_size or [suite.train.batch_size]
+    for model, opt, batch in itertools.product(matrix.model, optimizers, batch_sizes):
+        for lr in _lrs(opt, matrix.lr):
+            combos.append({"model": _entry_dict(model)["name"], "model_entry": _entry_dict(model),
+                           "optimizer": opt.display, "optimizer_entry": opt,
+                           "lr": lr, "batch_size": batch})
+    warnings = []
+    for i, pattern in enumerate(suite.exclude):
+        kept = [c for c in combos if not _matches(c, pattern)]
+        if len(kept) == len(combos):
+            warnings.append(f"exclude[{i}] {pattern} matches no run")
+        combos = kept
+    seen = {_combo_key(c) for c in combos}
+    for i, extra in enumerate(suite.include):
+        added = [c for c in _include(extra, optimizers, suite) if _combo_key(c) not in seen]
+        if not added:
+            warnings.append(f"include[{i}] {extra} adds no run (already in the matrix)")
+        seen.update(_combo_key(c) for c in added)
+        combos += added
+    return combos, warnings
+
+
+def suite_warnings(suite: Suite) -> list[str]:
+    return matrix_combos(suite)[1]
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """The cross product model × optimizer × lr (× batch_size) × seed, minus `exclude`, plus
+    `include`; sorted and stable. Each spec carries its run_id."""
+    from cnnbench.optim import resolve_hparams
+
+    combos, _ = matrix_combos(suite)
+    specs = []
+    dataset = suite.dataset_config.model_dump()
+    train = suite.train.model_dump(exclude={"batch_size"})
+    for combo, seed in itertools.product(combos, suite.seed_list):
+        opt: OptimizerEntry = combo["optimizer_entry"]
+        model_entry = _entry_dict(combo["model_entry"])
+        spec = RunSpec(
+            suite=suite.name,
+            model=model_entry.pop("name"),
+            model_kwargs=model_entry,
+            optimizer=opt.display,
+            optimizer_name=opt.name,
+            hparams=resolve_hparams(opt.name, {**opt.options, "lr": combo["lr"]}),
+            lr=combo["lr"],
+            seed=seed,
+            batch_size=combo["batch_size"],
+            dataset=dataset,
+            train=train,
+            device=suite.device,
+            probes=tuple(suite.probes),
+        )
+        specs.append(RunSpec(**{**asdict(spec), "run_id": compute_run_id(spec)}))
+    ids = [s.run_id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise SuiteError("two entries of the matrix resolve to the same run (e.g. an optimizer "
+                         "listed twice with the same settings under different labels); "
+                         "remove one of them")
+    return sorted(specs, key=lambda s: (s.model, s.optimizer, s.lr, str(s.batch_size), s.seed))
+
+
+def _include(extra: dict[str, Any], optimizers: list[OptimizerEntry], suite: Suite) -> list[dict]:
+    """An `include` entry adds one combination: a model, an optimizer label (or name) and an lr."""
+    missing = {"model", "optimizer"} - set(extra)
+    if missing:
+        raise SuiteError(f"include entry {extra}: needs {', '.join(sorted(missing))}")
+    extra = copy.deepcopy(extra)
+    opt = next((o for o in optimizers if o.display == extra["optimizer"]), None)
+    opt = opt or OptimizerEntry(name=extra["optimizer"])
+    if "lr" in extra:
+        opt = opt.model_copy(update={"lr": extra["lr"]})
+    model = _entry_dict(extra["model"])
+    return [{"model": model["name"], "model_entry": model, "optimizer": opt.display,
+             "optimizer_entry": opt, "lr": lr,
+             "batch_size": extra.get("batch_size", suite.train.batch_size)}
+            for lr in _lrs(opt, suite.matrix.lr)]

@@ -1,0 +1,250 @@
+"""Reading a suite file: YAML with file:line errors, `--set` overrides, name checks.
+
+Precedence: registry defaults < suite file < `--set` overrides.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cnnbench.errors import CnnbenchError, SuiteError
+from cnnbench.suite.schema import DatasetConfig, OptimizerEntry, Suite
+
+# ─── Loading, with errors that name file, line and key ────────────────────────────────────────
+
+
+class _Source:
+    """The YAML text's node tree, to find the line of any key path."""
+
+    def __init__(self, file: str, node: yaml.Node | None) -> None:
+        self.file, self.node = file, node
+        self.overrides: list[tuple[list[str | int], str]] = []  # (key path, the --set text)
+
+    def locate(self, loc: tuple) -> tuple[list[str | int], int | None]:
+        """The part of pydantic's `loc` that exists in the document, and its 1-based line."""
+        node, path = self.node, []
+        line = node.start_mark.line + 1 if node is not None else None
+        for part in loc:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if k.value == part), None)
+                if child is None and isinstance(part, str):
+                    key = next((k for k, _ in node.value if k.value == part), None)
+                    child = key
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                child = node.value[part] if part < len(node.value) else None
+            if child is None:
+                if isinstance(part, int) or (isinstance(part, str) and not _is_union_tag(part)):
+                    path.append(part)
+                continue
+            path.append(part)
+            node, line = child, child.start_mark.line + 1
+        return path, line
+
+    def where(self, loc: tuple) -> str:
+        path, line = self.locate(loc)
+        key = _dotted(path)
+        for parts, text in reversed(self.overrides):  # the last --set of a key wins
+            if path[:len(parts)] == parts:
+                return f"--set {text!r}: {key}"
+        return f"{self.file}{f':{line}' if line else ''}" + (f": {key}" if key else "")
+
+
+def _is_union_tag(part: str) -> bool:
+    # pydantic puts the union member it tried into loc: 'str', 'ModelEntry', 'list[...]', ...
+    return part[:1].isupper() or part in {"str", "int", "float", "bool"} or "[" in part or (
+        part.startswith("literal")
+    ) or part in {"constrained-float", "constrained-int", "constrained-str"}
+
+
+def _dotted(path: list[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic model classes an annotation can hold, through unions, lists and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _unknown_keys(data: Any, model: type[BaseModel], path: tuple) -> list[tuple[tuple, str]]:
+    """Keys the schema does not know, with a 'did you mean' and the valid ones, at any depth."""
+    if not isinstance(data, dict):
+        return []
+    errors = []
+    fields = model.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            if model.model_config.get("extra") == "forbid":
+                close = difflib.get_close_matches(str(key), fields, n=1)
+                hint = f" — did you mean {close[0]!r}?" if close else ""
+                errors.append(
+                    ((*path, key), f"unknown key {key!r}{hint} valid: {', '.join(fields)}")
+                )
+            continue
+        for sub in _models_in(fields[key].annotation):
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                if isinstance(item, dict):
+                    where = (*path, key) if i is None else (*path, key, i)
+                    errors += _unknown_keys(item, sub, where)
+    return errors
+
+
+def _raise_for(errors: list[tuple[tuple, str]], source: _Source) -> None:
+    located = [(tuple(source.locate(loc)[0]), loc, msg) for loc, msg in errors]
+    # a union that failed deeper in one member also fails shallowly in the others: keep the deep one
+    deepest = [(loc, msg) for path, loc, msg in located
+               if not any(len(other) > len(path) and other[:len(path)] == path
+                          for other, _, _ in located)]
+    merged: dict[str, list[str]] = {}
+    for loc, msg in deepest:
+        merged.setdefault(source.where(loc), []).append(msg)
+    lines = [f"{where}: {' or '.join(dict.fromkeys(msgs))}" for where, msgs in merged.items()]
+    raise SuiteError("invalid suite:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
+
+
+def _read_yaml(path: Path) -> tuple[Any, _Source]:
+    if not path.exists():
+        raise SuiteError(f"suite file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise SuiteError(f"suite file {str(path)!r} is a directory; give a .yaml file")
+    text = path.read_text()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SuiteError(f"{where}: YAML syntax error: {problem}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite is a YAML mapping with keys name, dataset, matrix, ...")
+    return data, _Source(str(path), node)
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
+    """Read, override and validate a suite file. Raises `SuiteError` naming file, line and key."""
+    data, source = _read_yaml(Path(path))
+    for override in overrides or []:
+        apply_override(data, override)
+        key = override.partition("=")[0]
+        source.overrides.append(([int(p) if p.isdigit() else p for p in key.split(".")], override))
+    return validate_suite(data, source)
+
+
+def validate_suite(data: dict, source: _Source | None = None) -> Suite:
+    source = source or _Source("<suite>", None)
+    unknown = _unknown_keys(data, Suite, ())
+    if unknown:
+        _raise_for(unknown, source)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        _raise_for([(e["loc"], e["msg"]) for e in exc.errors()], source)
+    _check_names(suite, source)
+    return suite
+
+
+def _check_names(suite: Suite, source: _Source) -> None:
+    """Unknown model/optimizer/dataset names and bad hyper-parameters, before anything runs."""
+    from cnnbench.data import DATASETS
+    from cnnbench.imports import is_import_path, load_object
+    from cnnbench.models import MODELS
+    from cnnbench.optim import resolve_hparams
+    from cnnbench.optim.schedules import check_schedule
+
+    errors: list[tuple[tuple, str]] = []
+
+    def check(loc: tuple, fn) -> None:
+        try:
+            fn()
+        except CnnbenchError as exc:
+            errors.append((loc, str(exc)))
+
+    check(("dataset", "name") if isinstance(suite.dataset, DatasetConfig) else ("dataset",),
+          lambda: DATASETS.get(suite.dataset_config.name))
+    schedule = suite.train.schedule
+    check(("train", "schedule"),
+          lambda: check_schedule(schedule if isinstance(schedule, str) else schedule.model_dump(),
+                                 epochs=suite.train.epochs))
+    for i, entry in enumerate(suite.matrix.model):
+        name = entry if isinstance(entry, str) else entry.name
+        check(("matrix", "model", i),
+              lambda n=name: load_object(n, "model") if is_import_path(n) else MODELS.get(n))
+    labels: list[str] = []
+    for i, entry in enumerate(suite.matrix.optimizer):
+        opt = entry if isinstance(entry, OptimizerEntry) else OptimizerEntry(name=entry)
+        if opt.display in labels:
+            errors.append((("matrix", "optimizer", i),
+                           f"label {opt.display!r} is used twice; give each variant its own "
+                           "`label:` so the runs can be told apart"))
+        labels.append(opt.display)
+        check(("matrix", "optimizer", i),
+              lambda o=opt: resolve_hparams(o.name, {"lr": 1.0, **o.options}))
+    if errors:
+        _raise_for(errors, source)
+
+
+# ─── --set overrides ───────────────────────────────────────────────────────────────────────────
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply `a.b.c=value` (value parsed as YAML) to the raw suite mapping, in place."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise SuiteError(f"--set {override!r}: write it as key.path=value, e.g. train.epochs=1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    parts = [int(p) if p.isdigit() else p for p in key.split(".")]
+    model: type[BaseModel] | None = Suite
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise SuiteError(f"--set {override!r}: {_dotted(parts[:depth])} has no item {part}")
+            if last:
+                node[part] = value
+                return
+            if isinstance(node[part], str):
+                node[part] = {"name": node[part]}
+            node = node[part]
+            continue
+        if model is not None and model.model_config.get("extra") == "forbid":
+            if part not in model.model_fields:
+                close = difflib.get_close_matches(part, model.model_fields, n=1)
+                hint = f" — did you mean {close[0]!r}?" if close else ""
+                raise SuiteError(
+                    f"--set {override!r}: unknown key {part!r}{hint} "
+                    f"valid: {', '.join(model.model_fields)}"
+                )
+        field_info = model.model_fields.get(part) if model is not None else None
+        if not isinstance(node, dict):
+            parent = _dotted(parts[:depth]) or "suite"
+            raise SuiteError(f"--set {override!r}: {parent} is not a mapping")
+        if last:
+            node[part] = value
+            return
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif isinstance(child, str):  # `dataset: mnist` → `dataset: {name: mnist}`
+            child = node[part] = {"name": child}
+        node = child
+        subs = _models_in(field_info.annotation) if field_info is not None else []
+        model = subs[0] if subs else None
+
+

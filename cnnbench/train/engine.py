@@ -1,0 +1,167 @@
+"""Train one RunSpec to its `RunOutcome`: resume from a checkpoint when there is one, save one
+after every epoch, stop on divergence, time limit or a stop signal, and collect the probes."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnbench.data import DeviceData
+from cnnbench.models import count_parameters
+from cnnbench.results.schema import METRICS, RunOutcome, Status
+from cnnbench.suite import RunSpec
+from cnnbench.train import signals
+from cnnbench.train.checkpoint import Checkpoint
+from cnnbench.train.devices import device_name
+from cnnbench.train.flops import count_flops
+from cnnbench.train.probes import (
+    MemoryProbe,
+    peak_flops_per_s,
+    state_bytes,
+    throughput,
+)
+from cnnbench.train.trainer import DeviceMismatch, Diverged, Trainer, loss_fn  # noqa: F401
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: its outcome (the `runs` columns) and its history rows."""
+
+    outcome: RunOutcome
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The outcome as flat `runs` columns."""
+        return self.outcome.columns()
+
+
+class TimedOut(Exception):
+    """The run passed `train.time_limit_s`."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise TimedOut after `seconds`, even inside a step that hangs (SIGALRM, main thread)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not seconds or not usable:
+        yield
+        return
+
+    def fire(signum, frame):
+        raise TimedOut(f"run stopped after train.time_limit_s={seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def train(spec: RunSpec, data: DeviceData, on_epoch=None,
+          checkpoint: Checkpoint | None = None, log=None) -> RunResult:
+    """Train one run on data already on its device; divergence ends it early as `diverged`.
+
+    With a `checkpoint`, the run resumes from it when there is one, and saves one after every
+    epoch; a stop signal ends it as `interrupted`. A checkpoint from another device type is set
+    aside and the run restarts (said through `log`). Other exceptions propagate: the executor
+    records them as `error`."""
+    started = time.time()
+    wall_start = time.perf_counter()
+    memory = MemoryProbe(data.device)
+    if "memory" in spec.probes:
+        memory.start()
+    trainer = Trainer(spec, data)
+    history: list[dict[str, Any]] = []
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is not None:
+        try:
+            trainer.load_state_dict(resumed["trainer"])
+        except DeviceMismatch as exc:
+            if log is not None:
+                log(f"  {exc}: restarting run {spec.run_id} from epoch 0")
+            trainer, resumed = Trainer(spec, data), None
+    if resumed is not None:
+        history = list(resumed["history"])
+        started, wall_start = resumed["start_time"], wall_start - resumed["wall_s"]
+
+    def save(epoch: int) -> None:
+        checkpoint.save({"epoch": epoch, "start_time": started, "history": history,
+                         "wall_s": time.perf_counter() - wall_start,
+                         "trainer": trainer.state_dict()})
+
+    status, message = Status.OK, ""
+    try:
+        with time_limit(spec.train.get("time_limit_s")):
+            trainer.run(history, on_epoch, after_epoch=save if checkpoint is not None else None)
+    except signals.Interrupted as exc:
+        done = len(history) - 1
+        status, message = Status.INTERRUPTED, (f"{exc} during epoch {done + 1}; re-run to "
+                                               f"resume after epoch {done}")
+    except Diverged as exc:
+        status, message = Status.DIVERGED, str(exc)
+    except TimedOut as exc:
+        status, message = Status.TIMEOUT, str(exc)
+    wall_s = time.perf_counter() - wall_start
+    epochs_done = max(0, len(history) - 1)
+    final = history[-1] if history else {}
+    val_accs = [r["val_acc"] for r in history[1:] if not math.isnan(r["val_acc"])]
+    val_losses = [r["val_loss"] for r in history[1:] if not math.isnan(r["val_loss"])]
+    outcome = RunOutcome(
+        status=status,
+        message=message,
+        epochs_done=epochs_done,
+        resumed_from_epoch=resumed["epoch"] if resumed is not None else None,
+        steps=trainer.steps,
+        samples=trainer.samples,
+        **{k: final.get(k, math.nan) for k in METRICS},
+        best_val_acc=max(val_accs) if val_accs else math.nan,
+        best_val_loss=min(val_losses) if val_losses else math.nan,
+        wall_s=wall_s,
+        train_s=trainer.train_s,
+        eval_s=trainer.eval_s,
+        s_per_epoch=trainer.train_s / epochs_done if epochs_done else math.nan,
+        samples_per_s=trainer.samples / trainer.train_s if trainer.train_s else math.nan,
+        time_to_target_s=trainer.time_to_target_s,
+        params=count_parameters(trainer.model),
+        train_size=len(data.train),
+        val_size=len(data.val) if data.val is not None else 0,
+        test_size=len(data.test),
+        start_time=started,
+        end_time=time.time(),
+        probes=_probe_columns(spec, data, trainer, memory),
+        optimizer_hparams=dict(trainer.optimizer.defaults),
+        grad_norms=trainer.grad_norm_rows,
+    )
+    return RunResult(outcome, history)
+
+
+def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
+                   memory: MemoryProbe) -> dict[str, Any]:
+    """The `runs` columns of the probes the suite switched on (see README, "Probes")."""
+    columns: dict[str, Any] = {"precision": trainer.precision}
+    if "time" in spec.probes:
+        columns.update(trainer.timer.summary())
+    if "memory" in spec.probes:
+        columns.update(memory.summary())
+        columns.update(state_bytes(trainer.model, trainer.optimizer))
+    if "flops" in spec.probes:
+        try:
+            forward, training = count_flops(trainer.model, data.shape)
+        except Exception:  # a user model that cannot run on meta tensors: FLOPs stay unknown
+            forward = training = None
+        peak = peak_flops_per_s(device_name(data.device), trainer.precision)
+        columns.update({
+            "flops_per_sample": forward,
+            "train_flops_per_step": training and training * trainer.batch_size,
+            "peak_flops_per_s": peak,
+            # all of train_s: warm-up and data waits included, like samples_per_s
+            **throughput(training and training * trainer.samples, trainer.train_s, peak)})
+    return columns
