@@ -3,7 +3,8 @@
 (a) a minimal hand-written PyTorch loop: the training set normalised once and kept as one
     tensor, shuffled index batches, the same model, optimizer, seed and evaluation (val and test
     before training and after every epoch);
-(b) `cnnbench.train.engine.train` on the same RunSpec, with the default probes (time, memory, flops).
+(b) `cnnbench.train.engine.train` on the same RunSpec, with the default probes (time, memory,
+    flops).
 
 Each repeat times both (the order flips every repeat, so drift in machine load hits both);
 the figure is the median over repeats of the paired ratio (b)/(a). Target: ≤ 1.03. Wall time is

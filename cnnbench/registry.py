@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from cnnbench.errors import UnknownNameError
+from cnnbench.errors import UnknownNameError, did_you_mean
 
 T = TypeVar("T", bound=Callable)
 
@@ -37,8 +36,7 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
-        hint = f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self._entries, n=3)
         return f"unknown {self.kind} {name!r}{hint} known: {', '.join(sorted(self._entries))}"
 
     def names(self) -> list[str]:

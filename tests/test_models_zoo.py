@@ -18,7 +18,8 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.models import MODEL_INFO, count_parameters, create_model
 from cnnbench.models.cifar_resnet import Block
 from cnnbench.models.layers import UpsampleToMin
-from cnnbench.render.listing import dataset_input, parse_input
+from cnnbench.models.shapes import parse_input
+from cnnbench.render.listing import dataset_input
 from cnnbench.train.flops import count_flops, model_cost
 
 ROOT = Path(__file__).resolve().parents[1]

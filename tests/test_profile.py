@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from cnnbench.cli import app
 from cnnbench.models import create_model
-from cnnbench.tools.profile import input_for, parse_input, profile_model
+from cnnbench.models.shapes import parse_input
+from cnnbench.tools.profile import input_for, profile_model
 from cnnbench.train.flops import count_flops
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -54,7 +55,7 @@ def test_profile_bf16_channels_last_and_csv(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--input", "3x32"], "CHANNELSxHEIGHTxWIDTH"),
     (["--input", "3x32x16"], "square"),
-    (["--precision", "fp8"], "fp32, bf16 or fp16"),
+    (["--precision", "fp8"], "choose one of: fp32, bf16, fp16"),
     (["--batch-sizes", "a,b"], "integers"),
     (["--out", "x.txt"], ".parquet or .csv"),
     (["--input", "1x8x8", "--dataset", "mnist-mini"], "not both"),

@@ -12,29 +12,17 @@ from cnnbench.data import DATASET_INFO, DATASETS, default_data_root
 from cnnbench.errors import CnnbenchError
 from cnnbench.models import MODEL_INFO
 from cnnbench.models.registry import ModelInfo
+from cnnbench.models.shapes import SHAPE_PATTERN, Shape, parse_input
 from cnnbench.optim import OPTIMIZERS, effective_defaults, optimizer_def
+from cnnbench.render.numbers import fmt_flops
 from cnnbench.train.flops import model_cost
-
-Shape = tuple[int, int, int]
-_SHAPE = re.compile(r"(\d+)\s*[×x]\s*(\d+)\s*[×x]\s*(\d+)")
-
-
-def parse_input(text: str) -> Shape:
-    """'3x32x32' (or '3×32×32') → (3, 32, 32); models take square inputs only."""
-    match = _SHAPE.fullmatch(text.strip())
-    if not match:
-        raise CnnbenchError(f"input {text!r}: write it as CxHxW, e.g. 3x32x32")
-    channels, height, width = map(int, match.groups())
-    if height != width or min(channels, height) < 1:
-        raise CnnbenchError(f"input {text!r}: models take square inputs (H = W), e.g. 3x32x32")
-    return channels, height, width
 
 
 def dataset_input(name: str) -> tuple[Shape, int]:
     """The (C, H, W) input and class count a registered dataset gives its models."""
     DATASETS.get(name)  # unknown names get the registry's message with close matches
     info = DATASET_INFO[name]
-    match = _SHAPE.search(info.shape)
+    match = SHAPE_PATTERN.search(info.shape)
     if not match:
         raise CnnbenchError(
             f"dataset {name!r} has no fixed input shape ({info.shape}); use --input CxHxW"
@@ -59,13 +47,6 @@ def extra_input(*, dataset: str | None, input_text: str | None,
 
 def _shape(shape: Shape) -> str:
     return "×".join(map(str, shape))
-
-
-def _flops(value: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return str(value)
 
 
 def _order(item: tuple[str, ModelInfo]) -> tuple:
@@ -101,13 +82,13 @@ def models_table(*, input_shape: Shape | None = None, num_classes: int = 10,
         native = model_cost(name, info.native_input, info.native_classes)
         row = [name, info.family, str(info.year),
                f"{_shape(info.native_input)}, {info.native_classes}",
-               f"{native.parameters:,}", _flops(native.flops)]
+               f"{native.parameters:,}", fmt_flops(native.flops)]
         if input_shape is not None:
             try:
                 with warnings.catch_warnings():  # a too-small input warns before it fails
                     warnings.simplefilter("ignore")
                     here = model_cost(name, input_shape, num_classes)
-                row += [f"{here.parameters:,}", _flops(here.flops)]
+                row += [f"{here.parameters:,}", fmt_flops(here.flops)]
             except Exception:  # e.g. an input too small for the model: a fact for the table
                 row += ["fails", "fails"]
         table.add_row(*row, info.small_input, info.description)

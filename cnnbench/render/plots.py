@@ -1,6 +1,6 @@
 """Figures of a report (matplotlib, Agg backend): each function returns a Figure; `write_figures`
-saves them all as PNG and SVG. Colours follow Okabe & Ito (2008), a palette that stays
-distinguishable under the common colour-vision deficiencies; markers repeat the distinction."""
+saves them all as PNG and SVG. Colours, markers and line styles come from
+`render.style`, the same for an optimizer in every figure."""
 
 from __future__ import annotations
 
@@ -18,19 +18,11 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cnnbench import analysis  # noqa: E402
 from cnnbench.render.report import Report  # noqa: E402
+from cnnbench.render.style import styles_by_name  # noqa: E402
 
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-             "#000000"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LABELS = {"val_acc": "validation accuracy (%)", "val_loss": "validation loss",
           "train_acc": "training accuracy (%)", "train_loss": "training loss",
           "test_acc": "test accuracy (%)", "test_loss": "test loss"}
-
-
-def _style(names: list[str]) -> dict[str, dict]:
-    """A stable colour and marker per name (optimizers sorted, so every figure agrees)."""
-    return {name: {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)]}
-            for i, name in enumerate(sorted(names))}
 
 
 def _scale(metric: str) -> float:
@@ -58,7 +50,7 @@ def lr_sensitivity(report: Report) -> Figure:
     curve = report.curve
     problems = curve[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
-    styles = _style(curve["optimizer"].unique().tolist())
+    styles = styles_by_name(curve["optimizer"].unique().tolist())
     fig, axes = _panels(len(problems))
     scale = _scale(report.metric)
     for ax, problem in zip(axes, problems, strict=True):
@@ -101,7 +93,7 @@ def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -
     curves = analysis.learning_curves(runs, history, report.best)
     problems = curves[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
-    styles = _style(curves["optimizer"].unique().tolist())
+    styles = styles_by_name(curves["optimizer"].unique().tolist())
     fig, grid = plt.subplots(len(problems), 4, figsize=(18, 3.6 * len(problems)),
                              squeeze=False, layout="constrained")
     panels = [("epoch", "loss", "epoch", "loss (cross-entropy)"),
@@ -138,7 +130,7 @@ def time_vs_accuracy(report: Report) -> Figure:
     best = report.best
     problems = best[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
-    styles = _style(best["optimizer"].unique().tolist())
+    styles = styles_by_name(best["optimizer"].unique().tolist())
     fig, axes = _panels(len(problems), width=4.5)
     test = report.test
     scale = _scale(test)
@@ -163,7 +155,7 @@ def time_vs_accuracy(report: Report) -> Figure:
 def performance_profile(report: Report) -> Figure:
     """AlgoPerf-style performance profile over the problems of the report."""
     profile = analysis.performance_profile(report.costs)
-    styles = _style(list(profile.columns))
+    styles = styles_by_name(list(profile.columns))
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for optimizer in profile.columns:
         style = styles[optimizer]
@@ -206,7 +198,7 @@ def grad_norm_depth(profile: pd.DataFrame, epochs: list[int]) -> Figure:
     """Gradient norm of each weight tensor against its depth (log y), a line per run, a panel
     per epoch (epoch 0: the first step's gradient, at initialisation)."""
     fig, axes = _panels(len(epochs), width=6.0)
-    styles = _style(profile["label"].unique().tolist())
+    styles = styles_by_name(profile["label"].unique().tolist())
     for ax, epoch in zip(axes, epochs, strict=True):
         part = profile[profile["epoch"] == epoch]
         for label, group in part.groupby("label", sort=True):

@@ -17,54 +17,19 @@ from rich.text import Text
 
 from cnnbench import analysis
 from cnnbench.errors import CnnbenchError
+from cnnbench.render.numbers import (
+    DASH,
+    fmt_bytes,
+    fmt_flops,
+    fmt_metric,
+    fmt_seconds,
+    metric_header,
+    missing,
+)
 
 FORMATS = ("table", "markdown", "csv", "json")
 BARS = "▁▂▃▄▅▆▇█"
 BEST_MARK, FAILED_MARK = "●", "×"
-DASH = "—"
-
-
-# ── numbers as text ─────────────────────────────────────────────────────────────────────────
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def fmt_metric(value: float, metric: str) -> str:
-    """An accuracy in percent (the column header says %), a loss as is."""
-    if _missing(value):
-        return DASH
-    if metric.endswith("acc"):
-        return f"{100 * value:.2f}"
-    return f"{value:.4f}" if math.isfinite(value) else "∞"
-
-
-def metric_header(metric: str) -> str:
-    return f"{metric} %" if metric.endswith("acc") else metric
-
-
-def fmt_seconds(value: float) -> str:
-    if _missing(value):
-        return DASH
-    return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
-
-
-def fmt_bytes(value: float) -> str:
-    if _missing(value):
-        return DASH
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
-
-
-def fmt_flops(value: float) -> str:
-    if _missing(value):
-        return DASH
-    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
-        if value >= size:
-            return f"{value / size:.3g} {unit}FLOP"
-    return f"{value:.3g} FLOP"
 
 
 # ── the protocol's tables ───────────────────────────────────────────────────────────────────
@@ -132,8 +97,8 @@ class Report:
                                                      style=win)
             mean, std = row[f"{self.test}_mean"], row[f"{self.test}_std"]
             cells[f"{metric_header(self.test)} ± std"] = Text(fmt_metric(mean, self.test) + (
-                "" if _missing(std) else f" ± {fmt_metric(std, self.test)}"), failed_at_best)
-            cells["95% CI"] = Text(DASH if _missing(row["test_ci_lo"]) else (
+                "" if missing(std) else f" ± {fmt_metric(std, self.test)}"), failed_at_best)
+            cells["95% CI"] = Text(DASH if missing(row["test_ci_lo"]) else (
                 f"{fmt_metric(row['test_ci_lo'], self.test)}–"
                 f"{fmt_metric(row['test_ci_hi'], self.test)}"))
             cells["n"] = Text(str(row["seeds"]))
@@ -141,7 +106,7 @@ class Report:
                 cells["lr grid"] = Text(f"{row['lr_min']:.3g} … {row['lr_max']:.3g} "
                                         f"({row['grid_points']})")
             cells["curve"] = curves[tuple(str(row[k]) for k in self.keys)]
-            cells["near best"] = Text(DASH if _missing(row["sensitivity_share"]) else (
+            cells["near best"] = Text(DASH if missing(row["sensitivity_share"]) else (
                 f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%"))
             cells["s/epoch"] = Text(fmt_seconds(row["s_per_epoch"]))
             cells["to target s"] = Text(DASH if row["target_reached"] == 0 else (
@@ -348,14 +313,14 @@ def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str
         cells["seeds"] = f"{row['both_ok']}/{row['seeds']}"
         cells["s/epoch A"] = fmt_seconds(row["s_per_epoch_a"])
         cells["s/epoch B"] = fmt_seconds(row["s_per_epoch_b"])
-        cells["time B/A"] = DASH if _missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
+        cells["time B/A"] = DASH if missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
         cells["time beyond noise"] = _flag(row["time_flag"])
-        cells["memory B/A"] = DASH if _missing(row["memory_ratio"]) else \
+        cells["memory B/A"] = DASH if missing(row["memory_ratio"]) else \
             f"{row['memory_ratio']:.2f}×"
         cells[f"{metric} A"] = fmt_metric(row[f"{metric}_a"], metric)
         cells[f"{metric} B"] = fmt_metric(row[f"{metric}_b"], metric)
         diff = row[f"{metric}_diff"]
-        cells["B − A"] = DASH if _missing(diff) else (
+        cells["B − A"] = DASH if missing(diff) else (
             f"{100 * diff:+.2f} pt" if metric.endswith("acc") else f"{diff:+.4f}")
         cells[f"{metric} beyond noise"] = _flag(row[f"{metric}_flag"])
         rows.append(cells)

@@ -5,7 +5,6 @@ Precedence: registry defaults < suite file < `--set` overrides.
 
 from __future__ import annotations
 
-import difflib
 import typing
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from cnnbench.errors import CnnbenchError, SuiteError
+from cnnbench.errors import CnnbenchError, SuiteError, did_you_mean
 from cnnbench.suite.schema import DatasetConfig, OptimizerEntry, Suite
 
 # ─── Loading, with errors that name file, line and key ────────────────────────────────────────
@@ -86,8 +85,7 @@ def _unknown_keys(data: Any, model: type[BaseModel], path: tuple) -> list[tuple[
     for key, value in data.items():
         if key not in fields:
             if model.model_config.get("extra") == "forbid":
-                close = difflib.get_close_matches(str(key), fields, n=1)
-                hint = f" — did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(key, fields)
                 errors.append(
                     ((*path, key), f"unknown key {key!r}{hint} valid: {', '.join(fields)}")
                 )
@@ -225,8 +223,7 @@ def apply_override(data: dict, override: str) -> None:
             continue
         if model is not None and model.model_config.get("extra") == "forbid":
             if part not in model.model_fields:
-                close = difflib.get_close_matches(part, model.model_fields, n=1)
-                hint = f" — did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(part, model.model_fields)
                 raise SuiteError(
                     f"--set {override!r}: unknown key {part!r}{hint} "
                     f"valid: {', '.join(model.model_fields)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
@@ -91,6 +92,10 @@ class Target(Strict):
     value: float
 
 
+# the precisions a run or a profile can use (train/precision.py maps them to dtypes)
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+
 BatchSize = Annotated[int, Field(ge=1)] | Literal["full"]
 
 
@@ -103,7 +108,7 @@ class TrainConfig(Strict):
     divergence_factor: float = Field(10.0, gt=1, description="loss above factor × start: diverged")
     time_limit_s: float | None = Field(None, gt=0, description="stop a run as `timeout` after")
     # unset (None) means fp32 / off, and keeps the run_ids of suites that do not use them
-    precision: Literal["fp32", "bf16", "fp16"] | None = Field(
+    precision: Precision | None = Field(
         None, description="fp32 (default), or bf16/fp16 autocast (fp16 with a GradScaler)")
     channels_last: bool | None = Field(None, description="NHWC memory layout (default false)")
     compile: bool | None = Field(None, description="torch.compile the model (default false)")

@@ -20,6 +20,8 @@ from rich.table import Table
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.models import count_parameters, create_model
+from cnnbench.models.shapes import parse_input
+from cnnbench.render.numbers import DASH, fmt_bytes, fmt_flops, fmt_si
 from cnnbench.train.devices import device_name
 from cnnbench.train.flops import count_flops
 from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
@@ -27,16 +29,6 @@ from cnnbench.train.probes import MemoryProbe, StepTimer, peak_flops_per_s, thro
 
 WARMUP = 5
 REPEATS = 20
-
-
-def parse_input(text: str) -> tuple[int, int, int]:
-    """'3x224x224' → (3, 224, 224)."""
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise CnnbenchError(f"--input {text!r}: write it as CHANNELSxHEIGHTxWIDTH, e.g. 3x224x224")
-    if parts[1] != parts[2]:
-        raise CnnbenchError(f"--input {text!r}: the models take square images; give HEIGHT = WIDTH")
-    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def input_for(model: str, *, dataset: str | None = None, input: str | None = None,
@@ -141,15 +133,6 @@ def _time_steps(step, x: torch.Tensor, y: torch.Tensor, device: torch.device, wa
             "step_ms_iqr": float(q75 - q25), **memory.summary()}
 
 
-def _si(value: float | None, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "—"
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}".rstrip()
-
-
 def profile_table(rows: list[dict[str, Any]]) -> Table:
     first = rows[0] if rows else {}
     table = Table(title=f"{first.get('model', '')} ({first.get('params', 0):,} parameters) on "
@@ -170,9 +153,10 @@ def profile_table(rows: list[dict[str, Any]]) -> Table:
         mfu = row["mfu"]
         table.add_row(row["phase"], str(row["batch_size"]), f"{row['samples_per_s']:.1f}",
                       f"{row['step_ms_median']:.2f}", f"{row['step_ms_iqr']:.2f}",
-                      _si(row["flops_per_step"]), _si(row["achieved_flops_per_s"]),
-                      "—" if mfu is None else f"{100 * mfu:.1f}%",
-                      _si(row["peak_cuda_allocated_bytes" if cuda else "peak_rss_bytes"], "B"))
+                      fmt_flops(row["flops_per_step"]),
+                      fmt_si(row["achieved_flops_per_s"], "FLOP/s"),
+                      DASH if mfu is None else f"{100 * mfu:.1f}%",
+                      fmt_bytes(row["peak_cuda_allocated_bytes" if cuda else "peak_rss_bytes"]))
     return table
 
 

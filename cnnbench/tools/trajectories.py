@@ -19,11 +19,8 @@ import torch
 from cnnbench.errors import CnnbenchError
 from cnnbench.optim import create_optimizer, resolve_hparams
 from cnnbench.registry import Registry
+from cnnbench.render.style import series_style
 
-# Okabe & Ito's palette, safe for the common colour-vision deficiencies; yellow last (faint on
-# white). Beyond eight optimizers the line style changes too.
-COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#000000", "#F0E442")
-LINESTYLES = ("-", "--", ":", "-.")
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
@@ -189,8 +186,9 @@ def parse_lrs(text: str | None, optimizers: list[str]) -> dict[str, float]:
 
 def _style(i: int) -> dict[str, Any]:
     # earlier paths are drawn wider, so that a later one on the same track leaves them visible
-    return {"color": COLOURS[i % len(COLOURS)], "linewidth": max(1.0, 3.0 - 0.35 * i),
-            "linestyle": LINESTYLES[(i // len(COLOURS)) % len(LINESTYLES)]}
+    style = series_style(i)
+    return {"color": style["color"], "linestyle": style["linestyle"],
+            "linewidth": max(1.0, 3.0 - 0.35 * i)}
 
 
 def plot_trajectories(function: TestFunction, paths: dict[str, tuple[float, np.ndarray]]):

@@ -7,13 +7,15 @@ Shared by `engine` (suite keys train.precision, train.channels_last, train.compi
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
 
 import torch
 import torch.nn as nn
 
-Precision = Literal["fp32", "bf16", "fp16"]
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from cnnbench.suite.schema import Precision
+
+# one dtype per word of the suite's vocabulary (suite/schema.py PRECISIONS)
+DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
+                                               "fp16": torch.float16}
 
 
 def autocast(device: torch.device, precision: str):

@@ -1,0 +1,154 @@
+"""What the command line and notebooks share: one function per command, each returning data (the
+CLI renders it). Heavy modules (torch, pandas, matplotlib) are imported inside the functions
+that need them, so that light commands start fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cnnbench.errors import CnnbenchError
+
+if TYPE_CHECKING:  # annotations only; nothing here imports what imports this module
+    import pandas as pd
+
+    from cnnbench.execute.progress import PlainReporter
+    from cnnbench.render.report import Report
+    from cnnbench.results.schema import SuiteOutcome
+    from cnnbench.results.status import SuiteStatus
+    from cnnbench.suite import RunSpec, Suite
+
+
+def load(suite_file: str | Path, overrides: list[str] | None = None,
+         device: str | None = None) -> tuple[Suite, list[str]]:
+    """The validated suite (`--set` overrides and `--device` applied) and its warnings
+    (include/exclude entries that change nothing)."""
+    from cnnbench.suite import load_suite, suite_warnings
+
+    overrides = list(overrides or [])
+    if device is not None:
+        overrides.append(f"device={device}")
+    suite = load_suite(suite_file, overrides)
+    return suite, suite_warnings(suite)
+
+
+def results_dir(suite: Suite, out: str | Path | None) -> Path:
+    """`--out`, else results/<suite name>."""
+    return Path(out) if out is not None else Path("results") / suite.name
+
+
+def select_shard(specs: list[RunSpec], shard: str | None) -> tuple[list[RunSpec], str | None]:
+    """The runs of `--shard K/N`, or of the Slurm array task we run in, else all of them; with
+    a line saying which share was taken (None: all)."""
+    from cnnbench.suite.shards import parse_shard, shard_from_env
+    from cnnbench.suite.shards import shard as take
+
+    if shard is not None:
+        (k, n), source = parse_shard(shard), "--shard"
+    elif (found := shard_from_env()) is not None:
+        (k, n), source = found, "Slurm array task (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)"
+    else:
+        return specs, None
+    mine = take(specs, k, n)
+    return mine, f"shard {k}/{n} from {source}: {len(mine)} of {len(specs)} run(s)"
+
+
+def finished(out: str | Path) -> dict[str, str]:
+    """run_id → status of the runs already finished in a results folder (none: empty)."""
+    from cnnbench.results.store import ResultStore
+
+    store = ResultStore(out)
+    return store.finished_ids() if store.runs_dir.is_dir() else {}
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """What `run` came to: the outcome and the results of the runs it was asked for."""
+
+    outcome: SuiteOutcome
+    runs: pd.DataFrame
+    history: pd.DataFrame
+
+
+def run(suite: Suite, specs: list[RunSpec], out: Path, *, reporter: PlainReporter,
+        **options: Any) -> SuiteRun:
+    """Train `specs` (skipping finished ones; `options` as `run_suite`'s) and load their
+    results."""
+    from cnnbench.execute.runner import run_suite
+    from cnnbench.results.store import load_results
+
+    outcome = run_suite(suite, out, specs=specs, reporter=reporter, **options)
+    runs, history = load_results(outcome.out)
+    return SuiteRun(outcome, runs[runs["run_id"].isin({s.run_id for s in specs})], history)
+
+
+def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
+           shards: int | None) -> tuple[SuiteStatus, dict[str, Any]]:
+    """Where a suite stands, with the record `submit` left (job id, shards), if any. Without
+    `suite_file`, the suite copy `submit` made is used when there is one."""
+    from cnnbench.execute.slurm import SUITE_COPY, read_record
+    from cnnbench.results.status import suite_status
+    from cnnbench.suite import expand
+
+    record = read_record(results) or {}
+    if suite_file is None and (results / SUITE_COPY).exists():
+        suite_file = results / SUITE_COPY
+        overrides = [*record.get("overrides", []), *(overrides or [])]
+    specs = expand(load(suite_file, overrides)[0]) if suite_file is not None else None
+    return suite_status(results, specs, shards or record.get("shards")), record
+
+
+def report(results: Path, **options: Any) -> tuple[Report, pd.DataFrame, pd.DataFrame]:
+    """The report of a results folder (`options` as `Report`'s), with its runs and history."""
+    from cnnbench.render.report import Report
+    from cnnbench.results.store import load_results
+
+    runs, history = load_results(results)
+    if runs.empty:
+        raise CnnbenchError(f"no finished runs in {str(results)!r}")
+    return Report(runs, history, **options), runs, history
+
+
+def compare(dir_a: Path, dir_b: Path, metric: str) -> pd.DataFrame:
+    """The common runs of two results folders side by side (`analysis.compare`)."""
+    from cnnbench.analysis import compare as compare_runs
+    from cnnbench.results.store import load_results
+
+    runs_a, _ = load_results(dir_a)
+    runs_b, _ = load_results(dir_b)
+    for runs in (runs_a, runs_b):
+        if not runs.empty and metric not in runs:
+            raise CnnbenchError(f"unknown metric {metric!r}; try test_acc, test_loss, val_acc")
+    if runs_a.empty or runs_b.empty:
+        raise CnnbenchError("one of the folders holds no finished runs: nothing to compare")
+    return compare_runs(runs_a, runs_b, metric=metric)
+
+
+def grad_norms(results: Path, epochs: list[int] | None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
+    """The grad_norms probe by depth: (first-vs-last summary, per-layer profile, the epochs to
+    draw — default 0 and the last)."""
+    from cnnbench.results.store import load_grad_norms, load_results
+    from cnnbench.tools.gradients import depth_profile, depth_summary
+
+    runs, _ = load_results(results)
+    profile = depth_profile(load_grad_norms(results), runs)
+    chosen = epochs or sorted({0, int(profile["epoch"].max())})
+    missing = sorted(set(chosen) - set(profile["epoch"]))
+    if missing:
+        raise CnnbenchError(f"--epochs: no gradient norms recorded at epoch(s) {missing}; "
+                            f"recorded: {sorted(profile['epoch'].unique().tolist())}")
+    return depth_summary(profile), profile, chosen
+
+
+def profile(model: str, *, dataset: str | None, input: str | None, classes: int | None,
+            data_dir: str | None, device: str, **options: Any) -> list[dict[str, Any]]:
+    """`tools.profile.profile_model` at the input of `--input` or `--dataset` (else the
+    model's native one)."""
+    from cnnbench.tools.profile import input_for, profile_model
+    from cnnbench.train.devices import resolve_device
+
+    shape, default_classes = input_for(model, dataset=dataset, input=input, data_dir=data_dir)
+    return profile_model(model, input_shape=shape, num_classes=classes or default_classes,
+                         device=resolve_device(device), **options)

@@ -1,0 +1,95 @@
+"""What the commands share: the two consoles, the options several commands take, the choice
+options as enums (with one message for a bad choice), and the one comma-list parser."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from cnnbench.errors import CnnbenchError
+from cnnbench.suite.schema import PRECISIONS
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+
+
+class Format(str, enum.Enum):
+    """How a report or listing is written: a rich table, or text for other tools."""
+
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
+
+
+class At(str, enum.Enum):
+    """Which evaluation of a run counts: its last, or its best validation epoch."""
+
+    final = "final"
+    best = "best"
+
+
+class Listing(str, enum.Enum):
+    models = "models"
+    optimizers = "optimizers"
+    datasets = "datasets"
+
+
+def choice(kind: type[E], noun: str) -> Callable[[str], E]:
+    """A parser for an enum option: a bad value gets 'unknown NOUN …; choose one of: …'."""
+    def parse(value: str | E) -> E:
+        try:
+            return kind(value)
+        except ValueError:
+            valid = ", ".join(str(member.value) for member in kind)
+            raise typer.BadParameter(f"unknown {noun} {value!r}; choose one of: {valid}"
+                                     ) from None
+    return parse
+
+
+def choice_option(kind: type[enum.Enum], noun: str, *names: str, help: str):
+    metavar = "|".join(str(member.value) for member in kind)
+    return typer.Option(*names, parser=choice(kind, noun), metavar=metavar, help=help)
+
+
+def parse_list(text: str | None, convert: Callable[[str], T], option: str,
+               expected: str) -> list[T] | None:
+    """'a,b,c' → [convert(a), …]; blanks dropped; None stays None. A value `convert` rejects is
+    a CnnbenchError naming the option and what was `expected` ("integers, e.g. 0,4")."""
+    if text is None:
+        return None
+    try:
+        return [convert(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CnnbenchError(f"{option} {text!r}: give {expected}") from None
+
+
+SuiteArg = Annotated[Path, typer.Argument(help="suite YAML file")]
+ResultsArg = Annotated[Path, typer.Argument(help="a results folder")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="override a suite key, e.g. --set train.epochs=1 (repeatable)")]
+DeviceOpt = Annotated[str | None, typer.Option(
+    help="auto | cpu | cuda | cuda:N (overrides the suite)")]
+OutOpt = Annotated[Path | None, typer.Option(help="results folder (default results/<suite name>)")]
+DataDirOpt = Annotated[str | None, typer.Option(help="where datasets live")]
+FormatOpt = Annotated[Format, choice_option(Format, "format", "--format",
+                                            help="table | markdown | csv | json")]
+PlotsOpt = Annotated[Path | None, typer.Option(
+    help="also write the figures (PNG and SVG) into this folder")]
+
+
+def print_written(paths) -> None:
+    """One 'wrote PATH' line on stderr per file written."""
+    for path in paths:
+        err_console.print(f"wrote {path}", highlight=False)

@@ -1,0 +1,103 @@
+"""Commands on results folders: report, compare, grad-norms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cnnbench import api
+from cnnbench.cli.app import app
+from cnnbench.cli.options import (
+    At,
+    Format,
+    FormatOpt,
+    PlotsOpt,
+    ResultsArg,
+    choice_option,
+    console,
+    parse_list,
+    print_written,
+)
+from cnnbench.errors import CnnbenchError
+
+
+def _target(text: str | None) -> tuple[str, float] | None:
+    if text is None:
+        return None
+    metric, _, value = text.partition("=")
+    try:
+        return metric.strip(), float(value)
+    except ValueError:
+        raise CnnbenchError(
+            f"--target must read METRIC=VALUE, e.g. val_acc=0.97, not {text!r}") from None
+
+
+@app.command()
+def report(
+    results_dir: ResultsArg,
+    by: Annotated[str, typer.Option(
+        help="columns that form a group (varying matrix axes are added)")] = "model,optimizer",
+    metric: Annotated[str, typer.Option(
+        help="what picks the best lr: val_acc | val_loss | train_acc | train_loss")] = "val_acc",
+    at: Annotated[At, choice_option(
+        At, "evaluation", "--at",
+        help="final: the last evaluation; best: each run's best validation epoch")] = At.final,
+    tolerance: Annotated[float, typer.Option(
+        help="LR sensitivity: how close to the best counts (metric units; 0.01 = 1 point)")
+    ] = 0.01,
+    target: Annotated[str | None, typer.Option(
+        help="time-to-target from the history, e.g. val_acc=0.97 (default: the suite's)")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    plots: PlotsOpt = None,
+) -> None:
+    """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory."""
+    from cnnbench.render.report import write_report
+
+    result, runs, history = api.report(
+        results_dir, metric=metric, at=at.value, by=parse_list(by, str, "--by", "columns"),
+        tolerance=tolerance, target=_target(target))
+    write_report(result, console, fmt.value)
+    if plots is not None:
+        from cnnbench.render.plots import write_figures
+
+        print_written(write_figures(result, runs, history, plots))
+
+
+@app.command()
+def compare(
+    dir_a: Annotated[Path, typer.Argument(help="results folder A (e.g. before, or CPU)")],
+    dir_b: Annotated[Path, typer.Argument(help="results folder B (e.g. after, or GPU)")],
+    metric: Annotated[str, typer.Option(help="accuracy or loss to compare")] = "test_acc",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Two result sets side by side on their common runs: time and memory ratios, metric
+    differences, flagged where beyond seed noise."""
+    from cnnbench.render.report import write_compare
+
+    table = api.compare(dir_a, dir_b, metric)
+    write_compare(table, console, fmt.value, metric=metric, names=(str(dir_a), str(dir_b)))
+
+
+@app.command("grad-norms")
+def grad_norms(
+    results_dir: ResultsArg,
+    plot: Annotated[Path | None, typer.Option(
+        help="also draw the norm against depth into this folder (grad_norms.png and .svg)")
+    ] = None,
+    epochs: Annotated[str | None, typer.Option(
+        help="comma-separated epochs to draw (default: 0 and the last)")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Per-layer gradient norms (the grad_norms probe): first vs last layer, per run and epoch."""
+    from cnnbench.render.report import write_grad_norms
+
+    chosen = parse_list(epochs, int, "--epochs", "integers, e.g. 0,4")  # before any output
+    summary, profile, chosen = api.grad_norms(results_dir, chosen)
+    write_grad_norms(summary, console, fmt.value)
+    if plot is not None:
+        from cnnbench.render.plots import grad_norm_depth, save
+
+        print_written(save(grad_norm_depth(profile, chosen), plot, "grad_norms"))

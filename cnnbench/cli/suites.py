@@ -1,0 +1,174 @@
+"""Commands on suites: run, plan, validate, schema, and the cluster pair submit / status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cnnbench import api
+from cnnbench.cli.app import EXIT_RUN_FAILED, app
+from cnnbench.cli.options import (
+    DataDirOpt,
+    DeviceOpt,
+    OutOpt,
+    PlotsOpt,
+    ResultsArg,
+    SetOpt,
+    SuiteArg,
+    console,
+    err_console,
+    print_written,
+)
+
+
+def _load(suite_file: Path, overrides: list[str] | None, device: str | None = None):
+    """Load and validate a suite; print its warnings."""
+    suite, warnings = api.load(suite_file, overrides, device)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {suite_file}: {escape(warning)}", highlight=False)
+    return suite
+
+
+@app.command()
+def run(
+    suite_file: SuiteArg,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    device: DeviceOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="show the runs; train nothing")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="run again runs already finished")] = False,
+    data_dir: DataDirOpt = None,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="stop at the first run that ends in error, oom or timeout")] = False,
+    plots: PlotsOpt = None,
+    shard: Annotated[str | None, typer.Option(
+        help="run only shard K of N (e.g. 2/8); in a Slurm array task the default comes from "
+             "SLURM_ARRAY_TASK_ID/COUNT")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="runs at once, in separate processes (one GPU each on cuda)")] = 1,
+    rerun_failed: Annotated[bool, typer.Option(
+        "--rerun-failed", help="run again runs that ended in error, oom or timeout")] = False,
+) -> None:
+    """Train every run of a suite (skipping finished ones) and report the best learning rates."""
+    from cnnbench.execute.progress import make_reporter
+    from cnnbench.render.report import Report, render_report
+    from cnnbench.render.tables import plan_table
+    from cnnbench.suite import expand
+    from cnnbench.train.signals import EXIT_INTERRUPTED
+
+    suite = _load(suite_file, set_, device)
+    out = api.results_dir(suite, out)
+    specs, share = api.select_shard(expand(suite), shard)
+    if share:
+        err_console.print(share, highlight=False)
+    if dry_run:
+        console.print(plan_table(specs, {} if rerun else api.finished(out)))
+        return
+    done = api.run(suite, specs, out, reporter=make_reporter(err_console), rerun=rerun,
+                   rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
+                   workers=workers)
+    render_report(done.runs, console)
+    if plots is not None and not done.runs.empty:
+        from cnnbench.render.plots import write_figures
+
+        print_written(write_figures(Report(done.runs, done.history), done.runs, done.history,
+                                    plots))
+    outcome = done.outcome
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
+    err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "
+                      f"{outcome.skipped} skipped)")
+    if outcome.interrupted or not outcome.succeeded:
+        raise typer.Exit(EXIT_INTERRUPTED if outcome.interrupted else EXIT_RUN_FAILED)
+
+
+@app.command()
+def plan(suite_file: SuiteArg, set_: SetOpt = None, out: OutOpt = None,
+         device: DeviceOpt = None) -> None:
+    """Show the expanded runs of a suite and their count, without training."""
+    from cnnbench.render.tables import plan_table
+    from cnnbench.suite import expand
+
+    suite = _load(suite_file, set_, device)
+    console.print(plan_table(expand(suite), api.finished(api.results_dir(suite, out))))
+
+
+@app.command()
+def validate(suite_files: Annotated[list[Path], typer.Argument(help="suite YAML files")]) -> None:
+    """Check suite files: exit 0 when all are valid, 2 with a message naming file, line, key."""
+    from cnnbench.suite import expand
+
+    for path in suite_files:
+        count = len(expand(_load(path, None)))
+        console.print(f"[green]ok[/] {path}: {count} run(s)")
+
+
+@app.command()
+def schema() -> None:
+    """Print the suite format's JSON Schema (for editor completion and checks)."""
+    from cnnbench.suite import Suite
+
+    schema = Suite.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cnnbench suite"
+    sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+
+
+@app.command()
+def status(
+    results_dir: ResultsArg,
+    suite_file: Annotated[Path | None, typer.Option(
+        "--suite", help="the suite, to list pending runs (default: the copy `submit` made)")
+    ] = None,
+    set_: SetOpt = None,
+    shards: Annotated[int | None, typer.Option(
+        min=1, help="count per shard of N (default: what `submit` recorded)")] = None,
+) -> None:
+    """Done / failed / interrupted / pending runs per shard and in all, and which are left."""
+    from cnnbench.render.tables import status_lines, status_table
+
+    report, record = api.status(results_dir, suite_file, set_, shards)
+    console.print(status_table(results_dir, report, record))
+    for line in status_lines(report):
+        console.print(line, highlight=False)
+
+
+@app.command()
+def submit(
+    suite_file: SuiteArg,
+    out: Annotated[Path, typer.Option(help="results folder (shared by all array tasks)")],
+    set_: SetOpt = None,
+    partition: Annotated[str | None, typer.Option(help="Slurm partition")] = None,
+    time: Annotated[str, typer.Option(help="time limit per task, e.g. 02:00:00")] = "02:00:00",
+    gpus_per_task: Annotated[int, typer.Option(min=0)] = 0,
+    cpus_per_task: Annotated[int, typer.Option(min=1)] = 8,
+    mem: Annotated[str, typer.Option(help="memory per task, e.g. 32G")] = "32G",
+    array_parallelism: Annotated[int, typer.Option(
+        min=1, help="array tasks running at once")] = 16,
+    shards: Annotated[int | None, typer.Option(
+        min=1, help="array tasks (default: min(runs, --array-parallelism))")] = None,
+    data_dir: DataDirOpt = None,
+    rerun_failed: Annotated[bool, typer.Option("--rerun-failed")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the sbatch script only")
+                       ] = False,
+) -> None:
+    """Submit the suite as one Slurm job array (submitit), one `run --shard K/N` per task."""
+    from cnnbench.execute.slurm import SlurmRequest
+    from cnnbench.execute.slurm import submit as submit_array
+
+    _load(suite_file, set_)  # warnings once, here
+    request = SlurmRequest(partition, time, gpus_per_task, cpus_per_task, mem,
+                           array_parallelism, shards)
+    done = submit_array(suite_file, out, request, overrides=set_, data_dir=data_dir,
+                        rerun_failed=rerun_failed, dry_run=dry_run)
+    if dry_run:
+        sys.stdout.write(done.script)
+        return
+    console.print(f"submitted Slurm job array {done.job_id}: {done.shards} task(s) over "
+                  f"{done.runs} run(s) into {out}; logs in {done.folder}\n"
+                  f"follow it with: cnnbench status {out}", highlight=False)

@@ -1,0 +1,112 @@
+"""Commands beside the suites: list the registries, profile a model, draw optimizer
+trajectories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cnnbench import api
+from cnnbench.cli.app import app
+from cnnbench.cli.options import (
+    DataDirOpt,
+    Listing,
+    Precision,
+    choice,
+    choice_option,
+    console,
+    err_console,
+    parse_list,
+)
+from cnnbench.errors import CnnbenchError
+
+
+@app.command("list")
+def list_(
+    what: Annotated[Listing, typer.Argument(parser=choice(Listing, "listing"),
+                                            metavar="models|optimizers|datasets")],
+    dataset: Annotated[str | None, typer.Option(
+        help="models: also show parameters and FLOPs at this dataset's input")] = None,
+    input_: Annotated[str | None, typer.Option(
+        "--input", help="models: also show them at this CxHxW input, e.g. 3x32x32")] = None,
+    classes: Annotated[int | None, typer.Option(
+        help="models: class count with --input (default 10) or --dataset (its own)")] = None,
+    family: Annotated[str | None, typer.Option(help="models: only this family")] = None,
+) -> None:
+    """List the registered models, optimizers or datasets, with their key facts."""
+    from cnnbench.render import listing
+
+    if what is not Listing.models:
+        console.print(listing.optimizers_table() if what is Listing.optimizers
+                      else listing.datasets_table())
+        return
+    with err_console.status("building the models on the meta device to count FLOPs…"):
+        table = listing.models_table(**listing.extra_input(dataset=dataset, input_text=input_,
+                                                           classes=classes), family=family)
+    console.print(table)
+
+
+@app.command()
+def profile(
+    model: Annotated[str, typer.Argument(help="a registered model or module:callable")],
+    dataset: Annotated[str | None, typer.Option(
+        help="take the input shape and class count from this dataset")] = None,
+    input: Annotated[str | None, typer.Option(
+        "--input", help="input shape CxHxW, e.g. 3x224x224 (default: the model's native input)")
+    ] = None,
+    classes: Annotated[int | None, typer.Option(
+        min=2, help="output classes (default: the dataset's, else the model's native count)")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option(help="comma-separated")] = "32,64,128",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    precision: Annotated[Precision, choice_option(
+        Precision, "precision", "--precision", help="fp32 | bf16 | fp16 (autocast)")] = "fp32",
+    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    warmup: Annotated[int, typer.Option(min=0, help="untimed steps per phase")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, help="timed steps per phase")] = 20,
+    out: Annotated[Path | None, typer.Option(help="also write the rows (.parquet or .csv)")
+                   ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Inference and training speed of one model on synthetic data, per batch size."""
+    from cnnbench.tools.profile import profile_table, write_rows
+
+    sizes = parse_list(batch_sizes, int, "--batch-sizes", "integers, e.g. 32,64,128")
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        raise CnnbenchError(f"--out {str(out)!r}: name a .parquet or .csv file")
+    rows = api.profile(model, dataset=dataset, input=input, classes=classes, data_dir=data_dir,
+                       device=device, batch_sizes=sizes, precision=Precision(precision).value,
+                       channels_last=channels_last, compile=compile, warmup=warmup,
+                       repeats=repeats)
+    console.print(profile_table(rows))
+    if out is not None:
+        write_rows(rows, out)
+
+
+@app.command()
+def trajectories(
+    function: Annotated[str, typer.Option(help="rosenbrock | beale | saddle | ravine")] = "ravine",
+    optimizers: Annotated[str | None, typer.Option(
+        help="comma-separated optimizer names (default: sgd,momentum,nesterov,adagrad,rmsprop,"
+             "adam)")] = None,
+    lr: Annotated[str | None, typer.Option(
+        help="one lr for all, or name=lr pairs, e.g. sgd=0.05,adam=0.3 (default: tuned per "
+             "function and optimizer)")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="optimizer steps (default per "
+                                                          "function)")] = None,
+    out: Annotated[Path, typer.Option(help="picture file")] = Path("trajectories.png"),
+    gif: Annotated[bool, typer.Option("--gif", help="write an animated GIF (OUT with the suffix "
+                                                    ".gif) instead")] = False,
+) -> None:
+    """Draw each optimizer's path on a 2-D test function over its contour plot."""
+    from cnnbench.render.tables import trajectories_table
+    from cnnbench.tools.trajectories import draw_trajectories
+
+    names = parse_list(optimizers, str, "--optimizers", "optimizer names, e.g. sgd,adam")
+    rows, written = draw_trajectories(function, names or None, lr=lr, steps=steps, out=out,
+                                      gif=gif)
+    console.print(trajectories_table(function, rows))
+    err_console.print(f"wrote {written}")

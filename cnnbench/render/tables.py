@@ -1,0 +1,55 @@
+"""The rich tables of the suite and tool commands: the plan of a suite, where it stands, and where
+each optimizer's trajectory ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from cnnbench.results.status import COLUMNS, SuiteStatus
+
+
+def plan_table(specs, done: dict[str, str]) -> Table:
+    table = Table(title=f"{len(specs)} run(s)")
+    for column in ("#", "run_id", "model", "optimizer", "lr", "batch", "seed", "state"):
+        table.add_column(column, justify="right" if column in ("#", "lr", "seed") else "left")
+    for i, spec in enumerate(specs, 1):
+        table.add_row(str(i), spec.run_id, spec.model, spec.optimizer, f"{spec.lr:.3g}",
+                      str(spec.batch_size), str(spec.seed), done.get(spec.run_id, "pending"))
+    return table
+
+
+def status_table(results: Path, report: SuiteStatus, record: dict[str, Any]) -> Table:
+    """Counts per shard and in all; pending is '?' when the suite is not known."""
+    table = Table(title=f"{results}" + (f" (Slurm job {record['job_id']})"
+                                        if record.get("job_id") else ""))
+    for column in ("shard", *COLUMNS, "total"):
+        table.add_column(column, justify="left" if column == "shard" else "right")
+    for name, counts in report.counts.items():
+        if name == "all" and len(report.counts) > 1:
+            table.add_section()
+        cells = [str(counts[c]) if report.known_suite or c != "pending" else "?"
+                 for c in COLUMNS]
+        table.add_row(name, *cells, str(sum(counts.values())))
+    return table
+
+
+def status_lines(report: SuiteStatus) -> list[str]:
+    """The lines under the status table: what is unknown, and each unfinished run."""
+    lines = [] if report.known_suite else ["pending runs unknown: pass --suite SUITE"]
+    for run_id, shard_name, state in report.unfinished:
+        note = ", has a checkpoint" if run_id in report.resumable else ""
+        lines.append(f"{state}: {run_id} (shard {shard_name}{note})")
+    return lines
+
+
+def trajectories_table(function: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{function}: where each optimizer ended")
+    for column in ("optimizer", "lr", "steps", "x", "y", "distance to target", "f"):
+        table.add_column(column, justify="left" if column == "optimizer" else "right")
+    for r in rows:
+        table.add_row(r["optimizer"], f"{r['lr']:g}", str(r["steps"]), f"{r['x']:.4g}",
+                      f"{r['y']:.4g}", f"{r['distance']:.3g}", f"{r['loss']:.3g}")
+    return table
