@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.suites import TINY_SUITE
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -17,18 +19,6 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data is not present on this machine")
     return path
-
-
-TINY_SUITE = {
-    "name": "tiny",
-    "dataset": {"name": "synthetic", "channels": 1, "image_size": 8, "num_classes": 3,
-                "train_size": 96, "test_size": 30, "val_size": 24},
-    "train": {"epochs": 2, "batch_size": 16},
-    "seeds": 1,
-    "device": "cpu",
-    "matrix": {"model": [{"name": "mlp", "hidden": 16}], "optimizer": ["sgd", "adam"],
-               "lr": [0.01, 0.1]},
-}
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from results_factory import grid, history_for, run, runs
 
 from cnnbench import analysis
 from cnnbench.errors import CnnbenchError
+from tests.helpers.results import grid, history_for, run, runs
 
 
 def test_best_lr_is_the_best_mean_over_seeds():

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 import cnnbench
@@ -19,7 +20,7 @@ from cnnbench.results.store import ResultStore
 from cnnbench.suite import expand
 from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.signals import EXIT_INTERRUPTED
-from tests.test_shards import slow_model
+from tests.helpers.suites import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +52,7 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
+@pytest.mark.signals
 def test_a_resumed_run_gives_exactly_the_numbers_of_an_uninterrupted_one(write_suite, tmp_path):
     suite = cnnbench.load_suite(write_suite(**RESUME_SUITE))
     whole = cnnbench.run_suite(suite, tmp_path / "whole")
@@ -121,6 +123,8 @@ def _wait_for(predicate, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.subprocess
+@pytest.mark.signals
 def test_sigterm_stops_the_cli_with_exit_3_and_a_rerun_resumes(write_suite, tmp_path):
     # 6 steps of 0.1 s an epoch: the SIGTERM sent after epoch 1's checkpoint lands in epoch 2
     model = slow_model(tmp_path, sleep_s=0.1)
@@ -149,6 +153,8 @@ def test_sigterm_stops_the_cli_with_exit_3_and_a_rerun_resumes(write_suite, tmp_
     assert len(history) == 2 * 5 and not history.duplicated(["run_id", "epoch"]).any()
 
 
+@pytest.mark.subprocess
+@pytest.mark.signals
 def test_a_second_sigint_exits_at_once(write_suite, tmp_path):
     model = slow_model(tmp_path, sleep_s=60)  # a step that does not end soon
     suite = write_suite(matrix={"model": [model], "optimizer": ["sgd"], "lr": [0.1]})

@@ -149,6 +149,7 @@ def test_failing_run_is_recorded_and_the_suite_goes_on(write_suite, tmp_path, mo
     assert "Traceback" in log.read_text()
 
 
+@pytest.mark.subprocess
 def test_python_dash_m_entry_point(write_suite, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "cnnbench", "validate", str(write_suite())],

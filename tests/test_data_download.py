@@ -18,8 +18,9 @@ import pytest
 
 from cnnbench.data import DATASETS, cifar, download, idx
 from cnnbench.data.download import DownloadError, Resource
+from cnnbench.data.idx import SPLITS
 from cnnbench.suite import DatasetConfig
-from tests.test_data_readers import SPLITS, cifar_arrays, write_mnist
+from tests.helpers.data import cifar_arrays, write_mnist
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -14,8 +14,8 @@ from cnnbench.data.device import STANDARD, augment_batch
 from cnnbench.data.synthetic import make_synthetic
 from cnnbench.errors import SuiteError
 from cnnbench.suite import validate_suite
-from tests.conftest import TINY_SUITE
-from tests.test_data_readers import write_mnist
+from tests.helpers.data import write_mnist
+from tests.helpers.suites import TINY_SUITE
 
 runner = CliRunner()
 

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import os
 import pickle
-import struct
 import tarfile
 import time
 from pathlib import Path
@@ -21,37 +20,7 @@ from cnnbench.data.idx import SPLITS, read_idx
 from cnnbench.data.imagefolder import read_image_folder
 from cnnbench.errors import CnnbenchError
 from cnnbench.suite import DatasetConfig
-
-# ─── writers of the official formats ───────────────────────────────────────────────────────────
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
-    return header + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
-
-
-def write_mnist(folder: Path, *, gz: bool, n_train: int = 30, n_test: int = 10,
-                seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    arrays = {SPLITS[0]: rng.integers(0, 256, (n_train, 28, 28)),
-              SPLITS[1]: np.arange(n_train) % 10,
-              SPLITS[2]: rng.integers(0, 256, (n_test, 28, 28)),
-              SPLITS[3]: np.arange(n_test)[::-1] % 10}
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        data = idx_bytes(array)
-        if gz:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
-        else:
-            (folder / name).write_bytes(data)
-    return arrays
-
-
-def cifar_arrays(n: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8),
-            np.arange(n) % classes, (np.arange(n) % classes) // 5)
-
+from tests.helpers.data import cifar_arrays, idx_bytes, write_mnist
 
 # ─── IDX ───────────────────────────────────────────────────────────────────────────────────────
 

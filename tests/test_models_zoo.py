@@ -303,6 +303,7 @@ def project(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.subprocess
 def test_user_model_in_the_working_directory_runs(project):
     (project / "suite.yaml").write_text(USER_SUITE.format(model="{name: 'mynets:small', width: 8}"))
     result = _run_like_console_script(project, "run", "suite.yaml", "--out", "out")

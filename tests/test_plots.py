@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import results_factory as rf
 from typer.testing import CliRunner
 
+import tests.helpers.results as rf
 from cnnbench.cli import app
 from cnnbench.render import plots
 from cnnbench.render.report import Report

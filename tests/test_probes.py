@@ -22,7 +22,7 @@ from cnnbench.train.probes import (
     reset_peak_rss,
 )
 from cnnbench.train.trainer import Trainer
-from tests.conftest import TINY_SUITE
+from tests.helpers.suites import TINY_SUITE
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 PROBES = ["time", "memory", "flops"]

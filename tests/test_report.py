@@ -7,10 +7,10 @@ import json
 
 import pandas as pd
 import pytest
-import results_factory as rf
 from rich.console import Console
 from typer.testing import CliRunner
 
+import tests.helpers.results as rf
 from cnnbench.cli import app
 from cnnbench.render.report import Report, render_report, to_markdown
 

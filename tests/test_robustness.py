@@ -22,7 +22,7 @@ from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.suite import expand, validate_suite
-from tests.conftest import TINY_SUITE
+from tests.helpers.suites import TINY_SUITE
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +139,8 @@ def test_results_folder_vanishing_mid_suite(write_suite, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.subprocess
+@pytest.mark.signals
 def test_kill_9_mid_suite_then_rerun_loses_and_duplicates_nothing(write_suite, tmp_path):
     suite = write_suite(matrix={"model": [{"name": "mlp", "hidden": 16}],
                                 "optimizer": ["sgd", "adam", "rmsprop"],

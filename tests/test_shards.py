@@ -20,40 +20,12 @@ from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
 from cnnbench.suite import expand
 from cnnbench.suite.shards import parse_shard, shard, shard_from_env
+from tests.helpers.suites import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 MATRIX = {"model": [{"name": "mlp", "hidden": 16}], "optimizer": ["sgd", "momentum"],
           "lr": [0.003, 0.01, 0.03]}
-SLOW_MODEL = """
-import time
-import torch.nn as nn
-
-
-class Slow(nn.Module):
-    \"\"\"A linear classifier whose training steps take at least `sleep_s`: the tests that stop a
-    run mid-way need it to be mid-way for a while, on any machine. Training touches
-    `slow_model.py.started`.\"\"\"
-
-    def __init__(self, in_channels=1, num_classes=3, image_size=8, sleep_s=0.005):
-        super().__init__()
-        self.sleep_s = sleep_s
-        self.fc = nn.Linear(in_channels * image_size * image_size, num_classes)
-
-    def forward(self, x):
-        if self.training:
-            open(__file__ + ".started", "w").close()
-            time.sleep(self.sleep_s)
-        return self.fc(x.flatten(1))
-"""
-
-
-def slow_model(folder: Path, sleep_s: float) -> dict:
-    """Write the `Slow` model's module into `folder` (put it on sys.path / PYTHONPATH)."""
-    (folder / "slow_model.py").write_text(SLOW_MODEL)
-    return {"name": "slow_model:Slow", "sleep_s": sleep_s}
-
-
 COMPARED = ["run_id", "status", "epochs_done", "steps", "train_loss", "val_loss", "val_acc",
             "test_loss", "test_acc", "best_val_acc"]
 
@@ -109,6 +81,8 @@ def _frame(out):
     return runs[COMPARED].sort_values("run_id").reset_index(drop=True), history
 
 
+@pytest.mark.subprocess
+@pytest.mark.signals
 def test_parallel_shards_with_kill_9_equal_one_unsharded_run(write_suite, tmp_path,
                                                              monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -21,7 +21,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.execute.slurm import time_minutes
 from cnnbench.suite import expand
 from cnnbench.suite.shards import shard
-from tests.test_shards import slow_model
+from tests.helpers.suites import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -63,6 +63,7 @@ def _wait_gone(job: str, timeout: float = 180) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.subprocess
 @slurm
 def test_a_job_array_writes_every_run_exactly_once(write_suite, tmp_path):
     suite = write_suite(matrix={"model": [{"name": "mlp", "hidden": 16}],
@@ -85,6 +86,8 @@ def test_a_job_array_writes_every_run_exactly_once(write_suite, tmp_path):
     assert status.exit_code == 0 and f"Slurm job {job}" in status.output
 
 
+@pytest.mark.subprocess
+@pytest.mark.signals
 @slurm
 def test_scancel_mid_run_then_resubmit_resumes_from_the_checkpoint(write_suite, tmp_path,
                                                                    monkeypatch):

@@ -8,7 +8,7 @@ import cnnbench
 from cnnbench.data import DATASETS
 from cnnbench.results.store import ResultStore
 from cnnbench.suite import validate_suite
-from tests.conftest import TINY_SUITE
+from tests.helpers.suites import TINY_SUITE
 
 RUNS_COLUMNS = {"suite", "run_id", "model", "optimizer", "optimizer_name", "lr", "seed",
                 "batch_size", "dataset", "device", "status", "message", "train_loss", "val_loss",

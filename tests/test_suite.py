@@ -57,6 +57,42 @@ def test_exclude_and_include(write_suite):
     assert len(specs) == 4
 
 
+@pytest.mark.parametrize(("sections", "where", "words"), [
+    ({"exclude": [{"colour": "red"}]}, "exclude[0].colour", "unknown key 'colour'"),
+    ({"exclude": [{}]}, "exclude[0]", "needs at least one of: model, optimizer, lr"),
+    ({"exclude": [{"model": "mlpp"}]}, "exclude[0].model", "unknown model 'mlpp' — did you mean"),
+    ({"exclude": [{"lr": -1}]}, "exclude[0].lr", "greater than 0"),
+    ({"include": [{"model": "mlp"}]}, "include[0].optimizer", "Field required"),
+    ({"include": [{"model": "lenet5x", "optimizer": "sgd"}]}, "include[0].model",
+     "unknown model 'lenet5x'"),
+    ({"include": [{"model": "mlp", "optimizer": "adamm"}]}, "include[0].optimizer",
+     "unknown optimizer 'adamm' — did you mean 'adam'"),
+    ({"include": [{"model": "mlp", "optimizer": "sgd", "batch_size": 0}]},
+     "include[0].batch_size", "greater than or equal to 1"),
+])
+def test_include_and_exclude_errors_name_file_line_and_key(write_suite, sections, where, words):
+    path = write_suite(**sections)
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    message = str(error.value)
+    lines = path.read_text().splitlines()
+    line = lines.index(next(iter(sections)) + ":") + 2  # the entry's first line
+    key = where.rpartition(".")[2]
+    if "[" not in key and words != "Field required":  # the error points at the key itself
+        line += next(i for i, text in enumerate(lines[line - 1:]) if f"{key}:" in text)
+    assert f"{path}:{line}: {where}" in message and words in message
+
+
+def test_include_takes_an_optimizer_label_or_name(write_suite):
+    matrix = {"model": ["mlp"], "optimizer": [{"name": "sgd", "label": "heavy",
+                                               "momentum": 0.9}], "lr": [0.1]}
+    path = write_suite(matrix=matrix, include=[{"model": "mlp", "optimizer": "heavy", "lr": 0.01},
+                                               {"model": "mlp", "optimizer": "adam"}])
+    specs = {(s.optimizer, s.lr): s for s in expand(load_suite(path))}
+    assert specs[("heavy", 0.01)].hparams["momentum"] == 0.9
+    assert ("adam", 0.1) in specs  # no lr of its own: the matrix grid
+
+
 def test_matrix_batch_size_axis(write_suite):
     matrix = {"model": ["mlp"], "optimizer": ["sgd"], "lr": [0.1], "batch_size": ["full", 1, 32]}
     specs = expand(load_suite(write_suite(matrix=matrix)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -13,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cnnbench.errors import SuiteError
-from cnnbench.suite.schema import LogGrid, OptimizerEntry, Suite, grid_values
+from cnnbench.suite.schema import IncludeEntry, LogGrid, OptimizerEntry, Suite, grid_values
 
 # ─── Expansion into runs ───────────────────────────────────────────────────────────────────────
 
@@ -113,12 +112,6 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
     matrix = suite.matrix
     optimizers = [o if isinstance(o, OptimizerEntry) else OptimizerEntry(name=o)
                   for o in matrix.optimizer]
-    for section, entries in (("exclude", suite.exclude), ("include", suite.include)):
-        for i, entry in enumerate(entries):
-            unknown = sorted(set(entry) - set(PATTERN_KEYS))
-            if unknown:
-                raise SuiteError(f"{section}[{i}]: unknown key {', '.join(map(repr, unknown))}; "
-                                 f"valid: {', '.join(PATTERN_KEYS)}")
     combos: list[dict[str, Any]] = []
     batch_sizes = matrix.batch_size or [suite.train.batch_size]
     for model, opt, batch in itertools.product(matrix.model, optimizers, batch_sizes):
@@ -127,7 +120,8 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
                            "optimizer": opt.display, "optimizer_entry": opt,
                            "lr": lr, "batch_size": batch})
     warnings = []
-    for i, pattern in enumerate(suite.exclude):
+    for i, entry in enumerate(suite.exclude):
+        pattern = entry.model_dump(exclude_none=True)
         kept = [c for c in combos if not _matches(c, pattern)]
         if len(kept) == len(combos):
             warnings.append(f"exclude[{i}] {pattern} matches no run")
@@ -136,7 +130,8 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
     for i, extra in enumerate(suite.include):
         added = [c for c in _include(extra, optimizers, suite) if _combo_key(c) not in seen]
         if not added:
-            warnings.append(f"include[{i}] {extra} adds no run (already in the matrix)")
+            warnings.append(f"include[{i}] {extra.model_dump(exclude_none=True)} adds no run "
+                            "(already in the matrix)")
         seen.update(_combo_key(c) for c in added)
         combos += added
     return combos, warnings
@@ -182,18 +177,15 @@ def expand(suite: Suite) -> list[RunSpec]:
     return sorted(specs, key=lambda s: (s.model, s.optimizer, s.lr, str(s.batch_size), s.seed))
 
 
-def _include(extra: dict[str, Any], optimizers: list[OptimizerEntry], suite: Suite) -> list[dict]:
+def _include(extra: IncludeEntry, optimizers: list[OptimizerEntry],
+             suite: Suite) -> list[dict]:
     """An `include` entry adds one combination: a model, an optimizer label (or name) and an lr."""
-    missing = {"model", "optimizer"} - set(extra)
-    if missing:
-        raise SuiteError(f"include entry {extra}: needs {', '.join(sorted(missing))}")
-    extra = copy.deepcopy(extra)
-    opt = next((o for o in optimizers if o.display == extra["optimizer"]), None)
-    opt = opt or OptimizerEntry(name=extra["optimizer"])
-    if "lr" in extra:
-        opt = opt.model_copy(update={"lr": extra["lr"]})
-    model = _entry_dict(extra["model"])
+    opt = next((o for o in optimizers if o.display == extra.optimizer), None)
+    opt = opt or OptimizerEntry(name=extra.optimizer)
+    if extra.lr is not None:
+        opt = opt.model_copy(update={"lr": extra.lr})
+    model = _entry_dict(extra.model)
+    batch = extra.batch_size if extra.batch_size is not None else suite.train.batch_size
     return [{"model": model["name"], "model_entry": model, "optimizer": opt.display,
-             "optimizer_entry": opt, "lr": lr,
-             "batch_size": extra.get("batch_size", suite.train.batch_size)}
+             "optimizer_entry": opt, "lr": lr, "batch_size": batch}
             for lr in _lrs(opt, suite.matrix.lr)]

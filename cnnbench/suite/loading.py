@@ -159,7 +159,7 @@ def _check_names(suite: Suite, source: _Source) -> None:
     from cnnbench.data import DATASETS
     from cnnbench.imports import is_import_path, load_object
     from cnnbench.models import MODELS
-    from cnnbench.optim import resolve_hparams
+    from cnnbench.optim import OPTIMIZERS, resolve_hparams
     from cnnbench.optim.schedules import check_schedule
 
     errors: list[tuple[tuple, str]] = []
@@ -176,10 +176,18 @@ def _check_names(suite: Suite, source: _Source) -> None:
     check(("train", "schedule"),
           lambda: check_schedule(schedule if isinstance(schedule, str) else schedule.model_dump(),
                                  epochs=suite.train.epochs))
+
+    def model_name(loc: tuple, name: str) -> None:
+        check(loc, lambda: load_object(name, "model") if is_import_path(name) else MODELS.get(name))
+
     for i, entry in enumerate(suite.matrix.model):
-        name = entry if isinstance(entry, str) else entry.name
-        check(("matrix", "model", i),
-              lambda n=name: load_object(n, "model") if is_import_path(n) else MODELS.get(n))
+        model_name(("matrix", "model", i), entry if isinstance(entry, str) else entry.name)
+    for i, entry in enumerate(suite.include):
+        name = entry.model if isinstance(entry.model, str) else entry.model.name
+        model_name(("include", i, "model"), name)
+    for i, entry in enumerate(suite.exclude):
+        if entry.model is not None:
+            model_name(("exclude", i, "model"), entry.model)
     labels: list[str] = []
     for i, entry in enumerate(suite.matrix.optimizer):
         opt = entry if isinstance(entry, OptimizerEntry) else OptimizerEntry(name=entry)
@@ -190,6 +198,10 @@ def _check_names(suite: Suite, source: _Source) -> None:
         labels.append(opt.display)
         check(("matrix", "optimizer", i),
               lambda o=opt: resolve_hparams(o.name, {"lr": 1.0, **o.options}))
+    for section, entries in (("include", suite.include), ("exclude", suite.exclude)):
+        for i, entry in enumerate(entries):
+            if entry.optimizer is not None and entry.optimizer not in labels:
+                check((section, i, "optimizer"), lambda n=entry.optimizer: OPTIMIZERS.get(n))
     if errors:
         _raise_for(errors, source)
 

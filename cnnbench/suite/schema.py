@@ -135,6 +135,31 @@ class Matrix(Strict):
     batch_size: Annotated[list[BatchSize], Field(min_length=1)] | None = None
 
 
+class ExcludeEntry(Strict):
+    """Leaves out the matrix's combinations that match every key given."""
+
+    model: str | None = None  # a model name
+    optimizer: str | None = None  # an optimizer label (or name, where it has no label)
+    lr: PositiveFloat | None = None
+    batch_size: BatchSize | None = None
+
+    @model_validator(mode="after")
+    def _some_key(self) -> ExcludeEntry:
+        if not self.model_fields_set:
+            raise ValueError("an exclude entry needs at least one of: "
+                             + ", ".join(ExcludeEntry.model_fields))
+        return self
+
+
+class IncludeEntry(Strict):
+    """Adds one combination (at every lr of its grid) beside the matrix's."""
+
+    model: str | ModelEntry
+    optimizer: str  # a label of the matrix's optimizers, or an optimizer name
+    lr: LRGrid | None = None  # default: the optimizer's grid, else the matrix's
+    batch_size: BatchSize | None = None  # default: train.batch_size
+
+
 class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     dataset: str | DatasetConfig
@@ -142,8 +167,8 @@ class Suite(Strict):
     seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = 1
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     matrix: Matrix
-    include: list[dict[str, Any]] = []
-    exclude: list[dict[str, Any]] = []
+    include: list[IncludeEntry] = []
+    exclude: list[ExcludeEntry] = []
     probes: list[Literal["time", "memory", "flops", "grad_norms"]] = ["time", "memory", "flops"]
 
     @property
