@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench.errors import CnnbenchError
+from cnnbench.results.schema import SUCCEEDED, Status
 
 SELECTABLE = ("val_acc", "val_loss", "train_acc", "train_loss")
 AXES = ("dataset", "model_kwargs", "batch", "schedule", "epochs")  # matrix axes besides lr/seed
@@ -84,7 +85,7 @@ def run_scores(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
         source = _at_best_epoch(runs, history, metric)
     else:
         source = runs.reindex(columns=[metric, tmetric])
-    ok = runs["status"].eq("ok")
+    ok = runs["status"].eq(Status.OK)
     value = pd.to_numeric(source[metric], errors="coerce").where(ok)
     test = pd.to_numeric(source[tmetric], errors="coerce").where(ok)
     worst = worst_value(metric)
@@ -93,8 +94,9 @@ def run_scores(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
 
 
 def _status_counts(status: pd.Series) -> dict[str, int]:
-    return {"ok": int(status.eq("ok").sum()), "diverged": int(status.eq("diverged").sum()),
-            "failed": int((~status.isin(["ok", "diverged"])).sum())}
+    return {"ok": int(status.eq(Status.OK).sum()),
+            "diverged": int(status.eq(Status.DIVERGED).sum()),
+            "failed": int((~status.isin(list(SUCCEEDED))).sum())}
 
 
 def _natural(column: pd.Series) -> pd.Series:

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cnnbench.results.schema import Status
 from cnnbench.suite import RunSpec
 
 
@@ -77,7 +78,7 @@ class RichReporter(PlainReporter):
 
     def run_finished(self, spec: RunSpec, summary: dict[str, Any]) -> None:
         self.progress.advance(self.suite_task)
-        if summary["status"] != "ok":
+        if summary["status"] != Status.OK:
             self.progress.console.print(f"[yellow]{summary['status']}[/]: {describe(spec)} — "
                                         f"{summary.get('message', '')}")
 

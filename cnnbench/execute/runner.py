@@ -16,14 +16,13 @@ from cnnbench.suite import RunSpec, Suite, expand
 def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = False,
               rerun_failed: bool = False, data_dir: str | None = None,
               reporter: PlainReporter | None = None, fail_fast: bool = False,
-              workers: int = 1, specs: list[RunSpec] | None = None,
-              device: str | None = None) -> SuiteOutcome:
+              workers: int = 1, specs: list[RunSpec] | None = None) -> SuiteOutcome:
     """Run every run of the suite (or `specs`) not already in `out`; write one file per run.
 
     An unfinished run resumes from its last per-epoch checkpoint. With `rerun_failed`, runs that
     ended in error, oom or timeout run again; with `fail_fast`, the suite stops after the first
-    such run; with `workers` > 1, that many processes share the runs; `device` overrides the
-    suite's device without changing run_ids."""
+    such run; with `workers` > 1, that many processes share the runs; `specs` narrows the suite
+    to some of its runs (a shard)."""
     out = Path(out) if out is not None else Path("results") / suite.name
     specs = expand(suite) if specs is None else specs
     store = ResultStore(out)
@@ -45,7 +44,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
         reporter.start(0, skipped)
         reporter.finish()
         return SuiteOutcome(out, 0, skipped, statuses)
-    ran, new, stopped = run_sequential(suite, store, todo, device=device, data_dir=data_dir,
+    ran, new, stopped = run_sequential(suite, store, todo, device=None, data_dir=data_dir,
                                        reporter=reporter, fail_fast=fail_fast, skipped=skipped)
     for status, count in new.items():
         statuses[status] = statuses.get(status, 0) + count

@@ -22,6 +22,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.models import count_parameters, create_model
 from cnnbench.models.shapes import parse_input
 from cnnbench.render.numbers import DASH, fmt_bytes, fmt_flops, fmt_si
+from cnnbench.results.schema import Status
 from cnnbench.train.devices import device_name
 from cnnbench.train.flops import count_flops
 from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
@@ -101,12 +102,12 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
             try:
                 row.update(_time_steps(step, x, y, device, warmup, repeats))
             except torch.OutOfMemoryError:
-                row["status"] = "oom"
+                row["status"] = Status.OOM.value
                 torch.cuda.empty_cache()
                 rows.append(row)
                 continue
             step_s = row["step_ms_median"] / 1e3
-            row.update({"status": "ok", "flops_per_step": flops * batch,
+            row.update({"status": Status.OK.value, "flops_per_step": flops * batch,
                         **throughput(flops * batch, step_s, peak)})
             rows.append(row)
     return rows
@@ -146,7 +147,7 @@ def profile_table(rows: list[dict[str, Any]]) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column == "phase" else "right")
     for row in rows:
-        if row["status"] != "ok":
+        if row["status"] != Status.OK:
             table.add_row(row["phase"], str(row["batch_size"]), row["status"],
                           *[""] * (len(columns) - 3))
             continue

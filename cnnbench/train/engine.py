@@ -78,18 +78,9 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
     memory = MemoryProbe(data.device)
     if "memory" in spec.probes:
         memory.start()
-    trainer = Trainer(spec, data)
-    history: list[dict[str, Any]] = []
-    resumed = checkpoint.load() if checkpoint is not None else None
+    trainer, resumed = _resume(spec, data, checkpoint, log)
+    history: list[dict[str, Any]] = list(resumed["history"]) if resumed is not None else []
     if resumed is not None:
-        try:
-            trainer.load_state_dict(resumed["trainer"])
-        except DeviceMismatch as exc:
-            if log is not None:
-                log(f"  {exc}: restarting run {spec.run_id} from epoch 0")
-            trainer, resumed = Trainer(spec, data), None
-    if resumed is not None:
-        history = list(resumed["history"])
         started, wall_start = resumed["start_time"], wall_start - resumed["wall_s"]
 
     def save(epoch: int) -> None:
@@ -141,6 +132,23 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
         grad_norms=trainer.grad_norm_rows,
     )
     return RunResult(outcome, history)
+
+
+def _resume(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | None,
+            log) -> tuple[Trainer, dict[str, Any] | None]:
+    """A fresh trainer, or one restored from the run's checkpoint (returned too); a checkpoint
+    from another device type is set aside, and `log` says so."""
+    trainer = Trainer(spec, data)
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is None:
+        return trainer, None
+    try:
+        trainer.load_state_dict(resumed["trainer"])
+    except DeviceMismatch as exc:
+        if log is not None:
+            log(f"  {exc}: restarting run {spec.run_id} from epoch 0")
+        return Trainer(spec, data), None
+    return trainer, resumed
 
 
 def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
