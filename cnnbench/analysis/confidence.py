@@ -53,6 +53,8 @@ def _pairing_notes(paired: pd.DataFrame, keys: list[str]) -> list[str]:
 def conclusions(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame, *,
                test: str = "t", alpha: float = ALPHA) -> Confidence:
     """Every confidence table of a report, from the runs and their `best_lr` table."""
+    if best.empty:
+        return Confidence(*(pd.DataFrame() for _ in range(4)), alpha=alpha)
     keys = problems(best)
     paired = paired_comparisons(runs, history, best, test=test, alpha=alpha)
     curves = budget_curves(runs, history, best)

@@ -118,8 +118,8 @@ def change(a: Sequence[float], b: Sequence[float], *, factor: float = FACTOR,
     result = welch(np.log(a), np.log(b))
     beyond = ratio > factor or ratio < 1 / factor
     significant = result.p < alpha
-    why = (f"{'beyond' if beyond else 'within'} {100 * (factor - 1):g}%, "
-           f"{'significant' if significant else 'not significant'} (Welch p={result.p:.2g})")
+    why = (f"{'beyond' if beyond else 'within'} {100 * (factor - 1):g}%, p={result.p:.2g}"
+           f"{'' if significant else ' (not significant)'}")
     return bool(beyond and significant), why
 
 
@@ -132,5 +132,5 @@ def significant_diff(a: Sequence[float], b: Sequence[float], *, alpha: float = A
         return None, "fewer than 2 seeds"
     significant = result.p < alpha
     dof = "" if math.isnan(result.dof) else f", {result.dof:.1f} dof"
-    return bool(significant), (f"{'significant' if significant else 'not significant'} "
-                               f"(Welch p={result.p:.2g}{dof})")
+    return bool(significant), (f"p={result.p:.2g}{dof}"
+                               f"{'' if significant else ' (not significant)'}")

@@ -48,6 +48,7 @@ class Report:
         self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by)
         self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
         self.ranks = analysis.mean_rank(self.costs)
+        self.confidence = analysis.conclusions(runs, history, self.best)
 
     @property
     def problem_keys(self) -> list[str]:
@@ -210,15 +211,19 @@ def print_report(report: Report, console: Console) -> None:
     if report.best.empty:
         console.print("no finished runs yet")
         return
+    from cnnbench.render import confidence
+
     rows = report.rows()
     choice, costs = report.parts(rows)
     titles = _titles(report)
-    console.print(_table(report, titles[0], choice, rows))
-    console.print(_table(report, titles[1], costs, rows))
+    for title, columns in zip(titles, (choice, costs), strict=True):
+        console.print(_table(report, title, columns, rows))
+        console.print(confidence.protocol_line(report), highlight=False, style="dim")
     if line := report.rank_line():
         console.print(line, highlight=False)
     for warning in report.warnings():
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    confidence.print_confidence(report, console)
 
 
 def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc", *,
@@ -248,6 +253,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def to_markdown(report: Report) -> str:
+    from cnnbench.render import confidence
+
     if report.best.empty:
         return "no finished runs yet\n"
     rows = report.rows()
@@ -257,11 +264,12 @@ def to_markdown(report: Report) -> str:
     parts = []
     for title, columns in zip(_titles(report), report.parts(rows), strict=True):
         parts += [f"**{title}**", "", markdown_table(
-            columns, [[r[c].plain for c in columns] for r in rows]), ""]
+            columns, [[r[c].plain for c in columns] for r in rows]), "",
+                  confidence.protocol_line(report), ""]
     if line := report.rank_line():
         parts += [line[0].upper() + line[1:] + ". Bold: the best optimizer of its problem."]
     parts += [""] + [f"> ⚠ {w}" for w in report.warnings()]
-    return "\n".join(parts).rstrip() + "\n"
+    return "\n".join(parts).rstrip() + "\n\n" + confidence.confidence_markdown(report)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -269,11 +277,13 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def to_json(report: Report) -> str:
+    from cnnbench.render.confidence import confidence_json
+
     doc = {"protocol": {"metric": report.metric, "at": report.at, "group_by": report.keys,
                         "tolerance": report.tolerance, "test_metric": report.test},
            "best": _records(report.best), "curves": _records(report.curve),
            "mean_rank": {"cost": report.cost_name, **report.ranks.to_dict()},
-           "warnings": report.warnings()}
+           "warnings": report.warnings(), "confidence": confidence_json(report)}
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -288,19 +298,28 @@ def check_format(fmt: str) -> None:
         raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
-def write_report(report: Report, console: Console, fmt: str) -> None:
-    """Show the report in one of FORMATS; text formats go to stdout unstyled."""
+def write_report(report: Report, console: Console, fmt: str, *, section: str = "best") -> None:
+    """Show the report in one of FORMATS; text formats go to stdout unstyled. CSV holds one
+    table: `section` (best | paired | budget | crossings | p-best)."""
     check_format(fmt)
     if fmt == "table":
         print_report(report, console)
+        return
+    if fmt == "csv" and section != "best":
+        from cnnbench.render.confidence import confidence_csv
+
+        console.file.write(confidence_csv(report, section))
         return
     text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](report)
     console.file.write(text)
 
 
 # ── two result sets side by side ────────────────────────────────────────────────────────────
-def _flag(value: bool | None) -> str:
-    return {True: "yes", False: "no", None: "?"}[value]
+def _flag(value: bool | None, why: str = "") -> str:
+    """yes / no with the reason (which of factor and significance held); ? without noise."""
+    if value is None:
+        return "?"
+    return ("yes" if value else "no") + (f": {why}" if why else "")
 
 
 def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str, str]]:
@@ -314,7 +333,7 @@ def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str
         cells["s/epoch A"] = fmt_seconds(row["s_per_epoch_a"])
         cells["s/epoch B"] = fmt_seconds(row["s_per_epoch_b"])
         cells["time B/A"] = DASH if missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
-        cells["time beyond noise"] = _flag(row["time_flag"])
+        cells["time changed"] = _flag(row["time_flag"], row["time_why"])
         cells["memory B/A"] = DASH if missing(row["memory_ratio"]) else \
             f"{row['memory_ratio']:.2f}×"
         cells[f"{metric} A"] = fmt_metric(row[f"{metric}_a"], metric)
@@ -322,14 +341,16 @@ def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str
         diff = row[f"{metric}_diff"]
         cells["B − A"] = DASH if missing(diff) else (
             f"{100 * diff:+.2f} pt" if metric.endswith("acc") else f"{diff:+.4f}")
-        cells[f"{metric} beyond noise"] = _flag(row[f"{metric}_flag"])
+        cells[f"{metric} changed"] = _flag(row[f"{metric}_flag"], row[f"{metric}_why"])
         rows.append(cells)
     return rows
 
 
-COMPARE_NOTE = ("B/A: ratio of means over seeds; beyond noise: |difference of means| > 2 "
-                "standard errors (Welch, seeds that finished ok on both sides; time on a log "
-                "scale); ? = fewer than 2 seeds, noise unknown")
+COMPARE_NOTE = ("B/A: ratio of means over seeds (seeds that finished ok on both sides); a time "
+                "changed only when the ratio is beyond the factor (asv's rule) and Welch's "
+                "t-test on log seconds gives p < 0.05; the metric changed when Welch's test "
+                "gives p < 0.05 (scipy, with its degrees of freedom); ? = fewer than 2 seeds, "
+                "noise unknown")
 
 
 def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
@@ -357,7 +378,8 @@ def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
     for column in rows[0]:
         out.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
     for cells in rows:
-        out.add_row(*(Text(v, style="bold yellow" if v == "yes" else "") for v in cells.values()))
+        out.add_row(*(Text(v, style="bold yellow" if v.startswith("yes") else "")
+                      for v in cells.values()))
     console.print(out)
     console.print(COMPARE_NOTE, highlight=False)
 
