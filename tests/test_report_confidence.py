@@ -42,8 +42,8 @@ def test_table_shows_paired_budget_and_p_best_each_with_the_protocol(five):
     assert "adam better" in out and "+5.00 pt" in out
     assert "expected best val_acc % after k trials" in out
     assert "P(best)" in out
-    protocol = ("protocol: lr by best mean val_acc over seeds (final epoch); 5 seed(s) per best "
-                "lr; tolerance 0.01; test_acc reported")
+    protocol = ("protocol: lr by best mean val_acc (final epoch) over 5 seed(s); tolerance "
+                "0.01; test_acc reported; tests at α = 0.05, Holm per problem")
     assert out.count(protocol) == 5  # under the two best-lr tables and the three new ones
     assert "note:" not in out  # five seeds: nothing to warn about
 

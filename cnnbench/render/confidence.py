@@ -31,21 +31,24 @@ def protocol_line(report: Report) -> str:
     seeds = report.best["seeds"].astype(int) if not report.best.empty else pd.Series([0])
     count = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     alpha = report.confidence.alpha
-    return (f"protocol: lr by best mean {report.metric} over seeds ({report.at} epoch); "
-            f"{count} seed(s) per best lr; tolerance {report.tolerance:g}; {report.test} "
-            f"reported; tests at α = {alpha:g}, Holm within a problem")
+    return (f"protocol: lr by best mean {report.metric} ({report.at} epoch) over {count} "
+            f"seed(s); tolerance {report.tolerance:g}; {report.test} reported; tests at "
+            f"α = {alpha:g}, Holm per problem")
 
 
 def _problem(report: Report, row: dict) -> list[str]:
     return [str(row[k]) for k in report.problem_keys]
 
 
-def _diff(value: float, metric: str) -> str:
+def _diff(value: float, metric: str, unit: bool = True) -> str:
+    """A difference of accuracies in points (pt), of losses as is."""
     if _missing(value):
         return DASH
     if not math.isfinite(value):
         return "∞" if value > 0 else "−∞"
-    return f"{100 * value:+.2f} pt" if metric.endswith("acc") else f"{value:+.4f}"
+    if metric.endswith("acc"):
+        return f"{100 * value:+.2f}" + (" pt" if unit else "")
+    return f"{value:+.4f}"
 
 
 def _p(value: float) -> str:
@@ -63,8 +66,8 @@ def paired_table(report: Report) -> tuple[str, list[str], list[list[str]]]:
         verdict = {"better": f"{row['best']} better", "worse": f"{row['other']} better",
                    "no test": f"no test ({row['seeds']} seed)"}.get(row["verdict"],
                                                                      row["verdict"])
-        ci = DASH if _missing(row["ci_lo"]) else (f"{_diff(row['ci_lo'], test)} … "
-                                                  f"{_diff(row['ci_hi'], test)}")
+        ci = DASH if _missing(row["ci_lo"]) else (f"{_diff(row['ci_lo'], test, False)} … "
+                                                  f"{_diff(row['ci_hi'], test, False)}")
         rows.append([*_problem(report, row), row["best"], row["other"],
                      f"{row['best_lr']:.3g} / {row['other_lr']:.3g}", str(row["seeds"]),
                      _diff(row["diff"], test), ci,
