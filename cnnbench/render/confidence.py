@@ -208,8 +208,10 @@ def expected_best_figure(report: Report):
             style = styles[optimizer]
             ax.plot(group["k"], group["expected"] * scale, label=optimizer, color=style["color"],
                     marker=style["marker"], markersize=3)
-            ax.fill_between(group["k"], (group["expected"] - group["std"]) * scale,
-                            (group["expected"] + group["std"]) * scale, color=style["color"],
+            low, high = group["expected"] - group["std"], group["expected"] + group["std"]
+            if report.metric.endswith("acc"):  # an accuracy's spread stays within [0, 1]
+                low, high = low.clip(0, 1), high.clip(0, 1)
+            ax.fill_between(group["k"], low * scale, high * scale, color=style["color"],
                             alpha=0.15, linewidth=0)
         ax.set_xscale("log")
         ax.set_xlabel("trials k (runs drawn at random; log scale)")
