@@ -19,7 +19,6 @@ failed run is at least that bad), and the curve stays comparable.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,11 +38,15 @@ def expected_max(values: Sequence[float], ks: Sequence[int]) -> tuple[np.ndarray
     if n == 0:
         raise ValueError("no values to draw from")
     share = np.arange(n + 1) / n
-    ks = np.asarray(ks, float)[:, None]
-    weights = share[1:] ** ks - share[:-1] ** ks  # P(the max is the i-th smallest), per k
-    with np.errstate(invalid="ignore"):  # 0 · inf where a weight is 0
-        mean = np.nansum(weights * v, axis=1)
-        second = np.nansum(weights * v**2, axis=1)
+    ks = np.asarray(ks, float)
+    mean, second = np.empty(len(ks)), np.empty(len(ks))
+    cdf, done = np.ones(n + 1), 0.0  # cdf = share ** k, stepped up k by k: O(N) per k
+    for i in np.argsort(ks, kind="stable"):
+        cdf, done = cdf * share ** (ks[i] - done), ks[i]
+        weights = np.diff(cdf)  # P(the max is the i-th smallest)
+        with np.errstate(invalid="ignore"):  # 0 · inf where a weight is 0
+            mean[i] = np.nansum(weights * v)
+            second[i] = np.nansum(weights * v**2)
     return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
 
 
@@ -81,25 +84,25 @@ def budget_curves(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.Dat
 
 
 def crossings(curves: pd.DataFrame, keys: Sequence[str], *, lower: bool) -> pd.DataFrame:
-    """Where two optimizers' expected-best curves cross: one row per change of leader, with
-    `k` the first trial count at which `after` leads (`before` led below it), compared over
-    the k both curves reach. Exact ties do not change the leader."""
+    """Where two optimizers' expected-best curves (from `budget_curves`: k = 1 … trials) cross:
+    one row per change of leader, with `k` the first trial count at which `after` leads
+    (`before` led below it), compared over the k both curves reach. Exact ties do not change
+    the leader."""
     keys = list(keys)
     rows = []
     for problem, part in problem_groups(curves, keys):
-        by_optimizer = {opt: g.set_index("k")["expected"] for opt, g in
-                        part.groupby("optimizer", sort=True)}
+        by_optimizer = {opt: g.sort_values("k")["expected"].to_numpy(float) for opt, g in
+                        part.groupby("optimizer", sort=True)}  # k = 1, 2, … the trials run
         for a, b in itertools.combinations(sorted(by_optimizer), 2):
-            ea, eb = by_optimizer[a], by_optimizer[b]
-            common = ea.index.intersection(eb.index).sort_values()
-            leader = None
-            for k in common:
-                gap = ea[k] - eb[k]
-                if not math.isfinite(gap) or abs(gap) <= 1e-12 * max(1.0, abs(ea[k])):
-                    continue
-                ahead = a if (gap < 0 if lower else gap > 0) else b
-                if leader is not None and ahead != leader:
-                    rows.append({**problem, "first": a, "second": b, "k": int(k),
-                                 "before": leader, "after": ahead})
-                leader = ahead
+            n = min(len(by_optimizer[a]), len(by_optimizer[b]))
+            ea, eb = by_optimizer[a][:n], by_optimizer[b][:n]
+            with np.errstate(invalid="ignore"):
+                gap = ea - eb if not lower else eb - ea  # > 0: a leads
+                tied = ~np.isfinite(gap) | (np.abs(gap) <= 1e-12 * np.maximum(1.0, np.abs(ea)))
+            untied = np.flatnonzero(~tied)
+            a_leads = gap[untied] > 0
+            for i in np.flatnonzero(a_leads[1:] != a_leads[:-1]) + 1:  # the leader changes
+                rows.append({**problem, "first": a, "second": b, "k": int(untied[i]) + 1,
+                             "before": a if a_leads[i - 1] else b,
+                             "after": a if a_leads[i] else b})
     return pd.DataFrame(rows, columns=[*keys, "first", "second", "k", "before", "after"])

@@ -25,13 +25,6 @@ RESAMPLES = 2_000
 RANKING_COLUMNS = ("optimizer", "p_best", "bootstrap_rank", "seeds")
 
 
-def _matrix(part: pd.DataFrame, column: str, seeds: list) -> tuple[np.ndarray, np.ndarray]:
-    """(lrs × seeds) values of one optimizer, lrs ascending, and the mask of cells present."""
-    table = part.pivot_table(index="lr", columns="seed", values=column, aggfunc="mean")
-    table = table.reindex(columns=seeds).sort_index()
-    return table.to_numpy(float), table.notna().to_numpy()
-
-
 def resampled_means(counts: np.ndarray, values: np.ndarray, present: np.ndarray,
                     worst: float) -> np.ndarray:
     """(replicates × lrs) means over the drawn seeds (`counts`: replicates × seeds, how often
@@ -78,14 +71,17 @@ def p_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
         draws = rng.integers(0, len(seeds), (resamples, len(seeds)))
         counts = np.zeros((resamples, len(seeds)))
         np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
+        # (optimizer, lr) × seed tables, lrs ascending; NaN where a seed was not run
+        cells = part.assign(optimizer=part["optimizer"].astype(str)).groupby(
+            ["optimizer", "lr", "seed"], sort=True)[["score", "test_score"]].mean()
+        tables = {c: cells[c].unstack("seed").reindex(columns=seeds) for c in cells}
         tests = []
         for name in names:
-            group = part[part["optimizer"].astype(str) == name]
-            val, val_present = _matrix(group, "score", seeds)
-            test, test_present = _matrix(group, "test_score", seeds)
+            val, test = (tables[c].loc[name].to_numpy(float) for c in ("score", "test_score"))
             tests.append(_selected_test(
-                resampled_means(counts, val, val_present, worst),
-                resampled_means(counts, test, test_present, worst), lower=lower))
+                resampled_means(counts, np.nan_to_num(val, nan=0.0), ~np.isnan(val), worst),
+                resampled_means(counts, np.nan_to_num(test, nan=0.0), ~np.isnan(test), worst),
+                lower=lower))
         tests = np.column_stack(tests)  # replicates × optimizers
         tests = np.where(np.isnan(tests), worst, tests)
         oriented = tests if lower else -tests  # smaller is better from here on
