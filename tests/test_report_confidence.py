@@ -102,3 +102,12 @@ def test_bad_report_input_exits_2(five, args, message):
 def test_compare_factor_must_exceed_one(five):
     result = runner.invoke(app, ["compare", five, five, "--factor", "1"])
     assert result.exit_code == 2 and "--factor must be > 1" in result.output
+
+
+def test_the_confidence_suite_is_valid_and_sized():
+    from cnnbench.suite import expand, load_suite
+
+    specs = expand(load_suite("suites/confidence.yaml"))
+    assert len(specs) == 4 * 5 * 5
+    assert {s.seed for s in specs} == set(range(5))
+    assert {s.optimizer for s in specs} == {"sgd", "momentum", "adam", "rmsprop"}
