@@ -108,3 +108,16 @@ def test_resampled_means_with_a_failed_loss():
     present = np.array([[True, True]])
     means = analysis.ranking.resampled_means(counts, values, present, math.inf)
     assert means[:, 0].tolist() == [math.inf, 0.2]
+
+
+def test_p_best_by_a_loss_with_failed_runs(recwarn):
+    # sgd's great lr has a diverged seed (+inf loss): it is selected, and wins, only in the
+    # replicates that do not draw that seed; else sgd falls back to its poor lr 1.0
+    frame = runs(*grid("adam", {0.01: [0.9, 0.91, 0.89]}),
+                 *grid("sgd", {0.1: [0.95, None, 0.96], 1.0: [0.5, 0.5, 0.5]}))
+    best = analysis.best_lr(frame, metric="val_loss")
+    share = analysis.p_best(frame, None, best).set_index("optimizer")["p_best"]
+    assert share.sum() == pytest.approx(1.0)
+    assert 0.2 < share["adam"] < 0.9  # sgd wins only where seed 1 is not drawn: (2/3)³ ≈ 0.30
+    assert share["sgd"] == pytest.approx((2 / 3) ** 3, abs=0.04)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -78,10 +78,9 @@ def p_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
         tests = []
         for name in names:
             val, test = (tables[c].loc[name].to_numpy(float) for c in ("score", "test_score"))
-            tests.append(_selected_test(
-                resampled_means(counts, np.nan_to_num(val, nan=0.0), ~np.isnan(val), worst),
-                resampled_means(counts, np.nan_to_num(test, nan=0.0), ~np.isnan(test), worst),
-                lower=lower))
+            tests.append(_selected_test(resampled_means(counts, val, ~np.isnan(val), worst),
+                                        resampled_means(counts, test, ~np.isnan(test), worst),
+                                        lower=lower))
         tests = np.column_stack(tests)  # replicates × optimizers
         tests = np.where(np.isnan(tests), worst, tests)
         oriented = tests if lower else -tests  # smaller is better from here on

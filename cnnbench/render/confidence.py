@@ -23,6 +23,7 @@ from cnnbench.render.style import styles_by_name
 
 SECTIONS = ("best", "paired", "budget", "crossings", "p-best")
 BUDGET_KS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+TEXT_COLUMNS = ("best", "vs", "test", "verdict")  # left-aligned, like the names
 
 
 # ── the lines that go with every table ─────────────────────────────────────────────────────
@@ -141,7 +142,7 @@ def print_confidence(report: Report, console: Console) -> None:
         table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
         for column in header:
             table.add_column(column, justify="left" if column in (
-                *report.problem_keys, "best", "vs", "optimizer", "verdict") else "right")
+                *report.problem_keys, *TEXT_COLUMNS, "optimizer") else "right")
         for cells in rows:
             table.add_row(*cells)
         console.print(table)
@@ -156,7 +157,8 @@ def print_confidence(report: Report, console: Console) -> None:
 def confidence_markdown(report: Report) -> str:
     parts = []
     for title, header, rows in _tables(report):
-        parts += [f"**{title}**", "", markdown_table(header, rows), "", protocol_line(report), ""]
+        parts += [f"**{title}**", "", markdown_table(header, rows, left=TEXT_COLUMNS), "",
+                  protocol_line(report), ""]
         if title.startswith("expected best"):
             parts += [f"- {line}" for line in crossing_lines(report)
                       or ["the expected-best curves do not cross"]] + [""]

@@ -243,9 +243,11 @@ def _escape(cell: str) -> str:
     return cell.replace("|", r"\|")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], *,
+                   left: Sequence[str] = ()) -> str:
+    """Numbers right-aligned; names (and the columns in `left`) left-aligned."""
     right = [not h.startswith(("model", "optimizer", "dataset", "batch", "curve", "lr grid"))
-             for h in header]
+             and h not in left for h in header]
     lines = ["| " + " | ".join(_escape(h) for h in header) + " |",
              "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
     lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in rows]
