@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnnbench import analysis
-from tests.results_factory import grid, runs
+from tests.helpers.results import grid, runs
 
 SIMULATIONS = 100_000
 

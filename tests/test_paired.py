@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from cnnbench import analysis
-from tests.results_factory import grid, run, runs
+from tests.helpers.results import grid, run, runs
 
 SEED_EFFECT = [0.0, 0.04, -0.03, 0.06, -0.05]
 

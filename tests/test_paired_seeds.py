@@ -9,7 +9,7 @@ import torch
 from cnnbench.execute.local import prepare_data
 from cnnbench.suite import expand, validate_suite
 from cnnbench.train.trainer import Trainer
-from tests.conftest import TINY_SUITE
+from tests.helpers.suites import TINY_SUITE
 
 SUITE = {**TINY_SUITE, "seeds": [0, 1],
          "dataset": {**TINY_SUITE["dataset"], "augment": {"crop": 1, "flip": True}},

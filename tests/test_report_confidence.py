@@ -8,9 +8,9 @@ import json
 
 import pandas as pd
 import pytest
-import results_factory as rf
 from typer.testing import CliRunner
 
+import tests.helpers.results as rf
 from cnnbench.cli import app
 
 runner = CliRunner()

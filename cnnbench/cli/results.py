@@ -77,9 +77,11 @@ def report(
         tolerance=tolerance, target=_target(target))
     write_report(result, console, fmt.value, section=section.value)
     if plots is not None:
+        from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures
 
         print_written(write_figures(result, runs, history, plots))
+        print_written(write_confidence_figures(result, plots))
 
 
 @app.command()

@@ -1,27 +1,42 @@
 """Render the report's conclusions with their confidence (`Report.confidence`): the paired
-comparisons, the expected best after k trials and P(best), as rich tables, Markdown, CSV, JSON
-and matplotlib figures; each table is followed by the protocol line. Numbers come from
-cnnbench.analysis (`conclusions`); this module only formats and draws them."""
+comparisons, the expected best after k trials and P(best), as rich tables, Markdown, CSV and
+JSON; each table is followed by the protocol line. Numbers come from cnnbench.analysis
+(`conclusions`); this module only formats them (figures: `render.confidence_figures`)."""
 
 from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from cnnbench.analysis import Confidence
 from cnnbench.errors import CnnbenchError
 from cnnbench.render.numbers import DASH, fmt_metric, metric_header
 from cnnbench.render.numbers import missing as _missing
-from cnnbench.render.report import Report, _records, markdown_table
-from cnnbench.render.style import styles_by_name
+from cnnbench.render.text import markdown_table, records
 
 SECTIONS = ("best", "paired", "budget", "crossings", "p-best")
+
+
+class Report(Protocol):
+    """What these tables read of a `render.report.Report` (which imports this module)."""
+
+    metric: str
+    at: str
+    tolerance: float
+    test: str
+    best: pd.DataFrame
+    costs: pd.DataFrame
+    ranks: pd.Series
+    confidence: Confidence
+
+    @property
+    def problem_keys(self) -> list[str]: ...
 BUDGET_KS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 TEXT_COLUMNS = ("best", "vs", "test", "verdict")  # left-aligned, like the names
 
@@ -168,8 +183,8 @@ def confidence_markdown(report: Report) -> str:
 
 def confidence_json(report: Report) -> dict[str, Any]:
     found = report.confidence
-    return {"paired": _records(found.paired), "expected_best": _records(found.budget),
-            "crossings": _records(found.crossings), "p_best": _records(found.p_best),
+    return {"paired": records(found.paired), "expected_best": records(found.budget),
+            "crossings": records(found.crossings), "p_best": records(found.p_best),
             "notes": found.notes, "alpha": found.alpha, "level": found.level,
             "protocol_line": protocol_line(report)}
 
@@ -184,104 +199,3 @@ def confidence_csv(report: Report, section: str) -> str:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue()
-
-
-# ── figures ────────────────────────────────────────────────────────────────────────────────
-def _problems(report: Report, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    keys = report.problem_keys
-    if not keys:
-        return [("all runs", frame)]
-    return [(" / ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), part)
-            for key, part in frame.groupby(keys, sort=True)]
-
-
-def expected_best_figure(report: Report):
-    """Per problem, the expected best selection score against the number of trials, a line per
-    optimizer with a ± 1 std band."""
-    from cnnbench.render.plots import LABELS, _panels, _scale
-
-    curves = report.confidence.budget
-    parts = _problems(report, curves)
-    styles = styles_by_name(curves["optimizer"].unique().tolist())
-    scale = _scale(report.metric)
-    fig, axes = _panels(len(parts))
-    for ax, (name, part) in zip(axes, parts, strict=True):
-        for optimizer, group in part.groupby("optimizer", sort=True):
-            style = styles[optimizer]
-            ax.plot(group["k"], group["expected"] * scale, label=optimizer, color=style["color"],
-                    marker=style["marker"], markersize=3)
-            low, high = group["expected"] - group["std"], group["expected"] + group["std"]
-            if report.metric.endswith("acc"):  # an accuracy's spread stays within [0, 1]
-                low, high = low.clip(0, 1), high.clip(0, 1)
-            ax.fill_between(group["k"], low * scale, high * scale, color=style["color"],
-                            alpha=0.15, linewidth=0)
-        ax.set_xscale("log")
-        ax.set_xlabel("trials k (runs drawn at random; log scale)")
-        ax.set_ylabel(f"expected best {LABELS.get(report.metric, report.metric)}")
-        ax.set_title(name)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.suptitle("Expected best after k trials (Dodge et al. 2019); band: ± 1 std",
-                 fontsize="medium")
-    return fig
-
-
-def p_best_figure(report: Report):
-    """Per problem, P(best) of each optimizer as horizontal bars."""
-    from cnnbench.render.plots import _panels
-
-    table = report.confidence.p_best
-    parts = _problems(report, table)
-    styles = styles_by_name(table["optimizer"].unique().tolist())
-    fig, axes = _panels(len(parts), width=4.5, height=0.5 + 0.45 * table["optimizer"].nunique())
-    for ax, (name, part) in zip(axes, parts, strict=True):
-        part = part.sort_values("optimizer", ascending=False)
-        ax.barh(part["optimizer"], part["p_best"].fillna(0),
-                color=[styles[o]["color"] for o in part["optimizer"]])
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("P(best) (bootstrap over seeds, lr re-selected)")
-        ax.set_title(name)
-        ax.grid(True, axis="x", alpha=0.3)
-    fig.suptitle(f"Probability of the best {report.test}", fontsize="medium")
-    return fig
-
-
-def paired_figure(report: Report):
-    """Per problem, each comparison's mean paired difference with its CI (a forest plot)."""
-    from cnnbench.render.plots import _panels
-
-    table = report.confidence.paired
-    parts = _problems(report, table)
-    scale = 100.0 if report.test.endswith("acc") else 1.0
-    fig, axes = _panels(len(parts), width=5.0, height=0.8 + 0.5 * max(1, len(table)))
-    for ax, (name, part) in zip(axes, parts, strict=True):
-        labels = [f"{b} − {o}" for b, o in zip(part["best"], part["other"], strict=True)]
-        y = range(len(part))
-        low = (part["diff"] - part["ci_lo"]).fillna(0) * scale
-        high = (part["ci_hi"] - part["diff"]).fillna(0) * scale
-        ax.errorbar(part["diff"] * scale, list(y), xerr=[low, high], fmt="o", color="#0072B2",
-                    capsize=3)
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_yticks(list(y), labels)
-        unit = " (points)" if scale == 100 else ""
-        ax.set_xlabel(f"paired difference of {report.test}{unit}, {report.confidence.level:.0%}"
-                      " CI")
-        ax.set_title(name)
-        ax.grid(True, axis="x", alpha=0.3)
-    fig.suptitle("Best optimizer against each other, per seed", fontsize="medium")
-    return fig
-
-
-def write_confidence_figures(report: Report, folder: str | Path) -> list[Path]:
-    """The confidence figures that have something to show, as PNG and SVG."""
-    from cnnbench.render.plots import save
-
-    found = report.confidence
-    paths: list[Path] = []
-    if not found.budget.empty:
-        paths += save(expected_best_figure(report), folder, "expected_best")
-    if not found.p_best.empty and found.p_best["p_best"].notna().any():
-        paths += save(p_best_figure(report), folder, "p_best")
-    if not found.paired.empty and found.paired["diff"].notna().any():
-        paths += save(paired_figure(report), folder, "paired_differences")
-    return paths

@@ -191,9 +191,7 @@ def write_figures(report: Report, runs: pd.DataFrame, history: pd.DataFrame,
         paths += save(learning_curves(report, runs, history), folder, "learning_curves")
     paths += save(time_vs_accuracy(report), folder, "time_vs_accuracy")
     paths += save(performance_profile(report), folder, "performance_profile")
-    from cnnbench.render.confidence import write_confidence_figures  # it draws with this module
-
-    return paths + write_confidence_figures(report, folder)
+    return paths
 
 
 def grad_norm_depth(profile: pd.DataFrame, epochs: list[int]) -> Figure:

@@ -7,7 +7,6 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 from rich import box
@@ -17,6 +16,7 @@ from rich.text import Text
 
 from cnnbench import analysis
 from cnnbench.errors import CnnbenchError
+from cnnbench.render import confidence
 from cnnbench.render.numbers import (
     DASH,
     fmt_bytes,
@@ -26,6 +26,7 @@ from cnnbench.render.numbers import (
     metric_header,
     missing,
 )
+from cnnbench.render.text import markdown_table, records
 
 FORMATS = ("table", "markdown", "csv", "json")
 BARS = "▁▂▃▄▅▆▇█"
@@ -211,8 +212,6 @@ def print_report(report: Report, console: Console) -> None:
     if report.best.empty:
         console.print("no finished runs yet")
         return
-    from cnnbench.render import confidence
-
     rows = report.rows()
     choice, costs = report.parts(rows)
     titles = _titles(report)
@@ -239,24 +238,7 @@ def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc",
 
 
 # ── plain-text formats ──────────────────────────────────────────────────────────────────────
-def _escape(cell: str) -> str:
-    return cell.replace("|", r"\|")
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], *,
-                   left: Sequence[str] = ()) -> str:
-    """Numbers right-aligned; names (and the columns in `left`) left-aligned."""
-    right = [not h.startswith(("model", "optimizer", "dataset", "batch", "curve", "lr grid"))
-             and h not in left for h in header]
-    lines = ["| " + " | ".join(_escape(h) for h in header) + " |",
-             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
-    lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def to_markdown(report: Report) -> str:
-    from cnnbench.render import confidence
-
     if report.best.empty:
         return "no finished runs yet\n"
     rows = report.rows()
@@ -274,18 +256,12 @@ def to_markdown(report: Report) -> str:
     return "\n".join(parts).rstrip() + "\n\n" + confidence.confidence_markdown(report)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records"))
-
-
 def to_json(report: Report) -> str:
-    from cnnbench.render.confidence import confidence_json
-
     doc = {"protocol": {"metric": report.metric, "at": report.at, "group_by": report.keys,
                         "tolerance": report.tolerance, "test_metric": report.test},
-           "best": _records(report.best), "curves": _records(report.curve),
+           "best": records(report.best), "curves": records(report.curve),
            "mean_rank": {"cost": report.cost_name, **report.ranks.to_dict()},
-           "warnings": report.warnings(), "confidence": confidence_json(report)}
+           "warnings": report.warnings(), "confidence": confidence.confidence_json(report)}
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -302,26 +278,20 @@ def check_format(fmt: str) -> None:
 
 def write_report(report: Report, console: Console, fmt: str, *, section: str = "best") -> None:
     """Show the report in one of FORMATS; text formats go to stdout unstyled. CSV holds one
-    table: `section` (best | paired | budget | crossings | p-best)."""
+    table: `section` (confidence.SECTIONS)."""
     check_format(fmt)
     if fmt == "table":
         print_report(report, console)
         return
-    if fmt == "csv" and section != "best":
-        from cnnbench.render.confidence import confidence_csv
-
-        console.file.write(confidence_csv(report, section))
-        return
-    text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](report)
+    csv = to_csv if section == "best" else lambda r: confidence.confidence_csv(r, section)
+    text = {"markdown": to_markdown, "csv": csv, "json": to_json}[fmt](report)
     console.file.write(text)
 
 
 # ── two result sets side by side ────────────────────────────────────────────────────────────
-def _flag(value: bool | None, why: str = "") -> str:
-    """yes / no with the reason (which of factor and significance held); ? without noise."""
-    if value is None:
-        return "?"
-    return ("yes" if value else "no") + (f": {why}" if why else "")
+def _flag(value: bool | None, why: str) -> str:
+    """yes / no with why (which of factor and significance held); ? without a noise estimate."""
+    return "?" if value is None else ("yes: " if value else "no: ") + why
 
 
 def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str, str]]:
@@ -348,11 +318,10 @@ def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str
     return rows
 
 
-COMPARE_NOTE = ("B/A: ratio of means over seeds (seeds that finished ok on both sides); a time "
-                "changed only when the ratio is beyond the factor (asv's rule) and Welch's "
-                "t-test on log seconds gives p < 0.05; the metric changed when Welch's test "
-                "gives p < 0.05 (scipy, with its degrees of freedom); ? = fewer than 2 seeds, "
-                "noise unknown")
+COMPARE_NOTE = ("B/A: ratio of means over the seeds ok on both sides; a time changed only when "
+                "the ratio is beyond the factor (asv's rule) and Welch's t-test on log seconds "
+                "gives p < 0.05, the metric when Welch's test does (scipy, with its degrees of "
+                "freedom); ? = fewer than 2 seeds, noise unknown")
 
 
 def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
@@ -363,7 +332,7 @@ def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
         return
     if fmt == "json":
         console.file.write(json.dumps({"a": names[0], "b": names[1],
-                                       "runs": _records(table)}, indent=2) + "\n")
+                                       "runs": records(table)}, indent=2) + "\n")
         return
     if table.empty:
         console.print("no common runs: nothing to compare (runs match by run_id, or by model, "
@@ -397,7 +366,7 @@ def write_grad_norms(summary: pd.DataFrame, console: Console, fmt: str) -> None:
     check_format(fmt)
     if fmt in ("csv", "json"):
         console.file.write(summary.to_csv(index=False) if fmt == "csv" else
-                           json.dumps(_records(summary), indent=2) + "\n")
+                           json.dumps(records(summary), indent=2) + "\n")
         return
     header = ["run", "epoch", "step", "layers", "first", "last", "first/last", "min", "median"]
     rows = [[str(r["run"]), str(r["epoch"]), str(r["step"]), str(r["weight_layers"]),
