@@ -110,8 +110,9 @@ def report(results: Path, **options: Any) -> tuple[Report, pd.DataFrame, pd.Data
     return Report(runs, history, **options), runs, history
 
 
-def compare(dir_a: Path, dir_b: Path, metric: str) -> pd.DataFrame:
-    """The common runs of two results folders side by side (`analysis.compare`)."""
+def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05) -> pd.DataFrame:
+    """The common runs of two results folders side by side (`analysis.compare`); a time
+    changed only beyond `factor` (and significant)."""
     from cnnbench.analysis import compare as compare_runs
     from cnnbench.results.store import load_results
 
@@ -122,7 +123,9 @@ def compare(dir_a: Path, dir_b: Path, metric: str) -> pd.DataFrame:
             raise CnnbenchError(f"unknown metric {metric!r}; try test_acc, test_loss, val_acc")
     if runs_a.empty or runs_b.empty:
         raise CnnbenchError("one of the folders holds no finished runs: nothing to compare")
-    return compare_runs(runs_a, runs_b, metric=metric)
+    if not factor > 1:
+        raise CnnbenchError(f"--factor must be > 1 (1.05 = 5%), not {factor:g}")
+    return compare_runs(runs_a, runs_b, metric=metric, factor=factor)
 
 
 def grad_norms(results: Path, epochs: list[int] | None

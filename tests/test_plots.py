@@ -82,7 +82,8 @@ def test_report_plots_writes_every_figure_as_png_and_svg(tmp_path):
     paths = sorted((tmp_path / "figs").iterdir())
     assert [p.name for p in paths] == sorted(
         f"{n}.{e}" for n in ("lr_sensitivity", "learning_curves", "time_vs_accuracy",
-                             "performance_profile") for e in ("png", "svg"))
+                             "performance_profile", "expected_best", "p_best",
+                             "paired_differences") for e in ("png", "svg"))
     for path in paths:
         size = path.stat().st_size
         assert 10_000 < size < 2_000_000, (path, size)

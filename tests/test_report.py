@@ -122,8 +122,9 @@ def test_compare_formats(tmp_path, results):
     faster = _results().assign(s_per_epoch=0.5, test_acc=lambda f: f["test_acc"] - 0.2)
     other = str(rf.write(tmp_path / "b", faster.assign(run_id=faster["run_id"] + "-b")))
     out = _invoke("compare", results, other, "--format", "markdown")
-    assert "| mlp | sgd | 128 | 0.1 | 3/3 | 1 | 0.5 | 0.50× | yes | — | 91.00 | 71.00 | " \
-           "-20.00 pt | yes |" in out
+    # constant times (no noise): p = 0; the metric by Welch with its 4 degrees of freedom
+    assert "| mlp | sgd | 128 | 0.1 | 3/3 | 1 | 0.5 | 0.50× | yes: beyond 5%, p=0 | — | 91.00 | " \
+           "71.00 | -20.00 pt | yes: p=1.6e-05, 4.0 dof |" in out
     assert "| cnn | sgd | 128 | 0.1 | 1/1 |" in out and "| ? |" in out
     table = _invoke("compare", results, other)
     assert "common configuration(s)" in table and "0.50×" in table

@@ -1,7 +1,16 @@
 """Analysis: pure pandas over the `runs` and `history` tables — the lr protocol (what "best"
-means), seeds, sensitivity, time-to-target, performance profiles and run-to-run comparison.
-Nothing here prints or draws; `cnnbench.render` does."""
+means), seeds, sensitivity, time-to-target, performance profiles and run-to-run comparison;
+significance tests, paired comparisons, budget curves and P(best). Nothing here prints or
+draws; `cnnbench.render` does."""
 
+from cnnbench.analysis.budget import (  # noqa: F401
+    budget_curves,
+    crossings,
+    expected_best,
+    expected_max,
+)
+from cnnbench.analysis.confidence import Confidence, conclusions, seed_notes  # noqa: F401
+from cnnbench.analysis.paired import paired_comparisons, scores_at_best  # noqa: F401
 from cnnbench.analysis.protocol import (  # noqa: F401
     AXES,
     BOOTSTRAP_RESAMPLES,
@@ -30,4 +39,16 @@ from cnnbench.analysis.protocol import (  # noqa: F401
     test_metric,
     time_to_target,
     worst_value,
+)
+from cnnbench.analysis.ranking import p_best  # noqa: F401
+from cnnbench.analysis.significance import (  # noqa: F401
+    ALPHA,
+    FACTOR,
+    LEVEL,
+    Significance,
+    change,
+    holm,
+    paired_test,
+    significant_diff,
+    welch,
 )

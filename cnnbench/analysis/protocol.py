@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from cnnbench.analysis.significance import ALPHA, FACTOR, change, significant_diff
 from cnnbench.errors import CnnbenchError
 from cnnbench.results.schema import SUCCEEDED, Status
 
@@ -229,6 +230,9 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
     (mean, std, 95% CI), LR sensitivity, seconds per epoch, time/FLOPs to target, peak memory,
     and status counts over the whole group. `on_edge` flags a best lr at an end of its grid."""
     check_metric(metric, at)
+    if not tolerance > 0:  # also catches NaN
+        raise CnnbenchError(f"--tolerance must be > 0 (in {metric} units, e.g. 0.01), "
+                            f"not {tolerance:g}")
     keys = group_keys(runs, by) if not runs.empty else list(by)
     if runs.empty:
         empty = pd.DataFrame(columns=[*keys, "best_lr"])
@@ -339,26 +343,24 @@ def learning_curves(runs: pd.DataFrame, history: pd.DataFrame, best: pd.DataFram
     return natural_order(curves, [*keys, "lr", "epoch"])
 
 
-def beyond_noise(a: Sequence[float], b: Sequence[float], *, z: float = 2.0) -> bool | None:
-    """Whether mean(b) − mean(a) exceeds z standard errors of the difference (Welch); None when
-    either side has fewer than 2 values, so the seed noise is unknown."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) < 2 or len(b) < 2:
-        return None
-    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    diff = abs(b.mean() - a.mean())
-    return bool(diff > z * se) if se > 0 else bool(diff > 0)
+def beyond_noise(a: Sequence[float], b: Sequence[float], *, alpha: float = ALPHA
+                 ) -> bool | None:
+    """Whether mean(b) differs from mean(a) by Welch's t-test (scipy, with its degrees of
+    freedom) at `alpha`; None when either side has fewer than 2 values, so the seed noise is
+    unknown."""
+    return significant_diff(a, b, alpha=alpha)[0]
 
 
 MATCH_KEYS = ("model", "model_kwargs", "optimizer", "lr", "batch", "dataset")
 
 
-def compare(runs_a: pd.DataFrame, runs_b: pd.DataFrame, *, metric: str = "test_acc"
-            ) -> pd.DataFrame:
+def compare(runs_a: pd.DataFrame, runs_b: pd.DataFrame, *, metric: str = "test_acc",
+            factor: float = FACTOR, alpha: float = ALPHA) -> pd.DataFrame:
     """Two result sets on their common runs, one row per (model, optimizer, lr, …) over seeds:
-    time and memory ratios (B / A), the metric's difference (B − A), and whether each change is
-    beyond seed noise. Runs match on run_id, else on model/optimizer/lr/seed (+batch, dataset)."""
+    time and memory ratios (B / A), the metric's difference (B − A), and whether each changed.
+    A time changed only when beyond `factor` *and* significant (asv's rule, Welch on log
+    seconds); the metric when significant (Welch); `*_why` says which held. Runs match on
+    run_id, else on model/optimizer/lr/seed (+batch, dataset)."""
     keys = [k for k in MATCH_KEYS if k in runs_a and k in runs_b]
     runs_a = runs_a.assign(peak_bytes=peak_bytes(runs_a))
     runs_b = runs_b.assign(peak_bytes=peak_bytes(runs_b))
@@ -377,17 +379,19 @@ def compare(runs_a: pd.DataFrame, runs_b: pd.DataFrame, *, metric: str = "test_a
         sa, sb = group["s_per_epoch_a"].astype(float), group["s_per_epoch_b"].astype(float)
         ma, mb = group[f"{metric}_a"].astype(float), group[f"{metric}_b"].astype(float)
         ok = group["status_a"].eq("ok") & group["status_b"].eq("ok")
+        time_flag, time_why = change(sa[ok], sb[ok], factor=factor, alpha=alpha)
+        metric_flag, metric_why = significant_diff(ma[ok], mb[ok], alpha=alpha)
         row.update({
             "seeds": len(group), "both_ok": int(ok.sum()),
             "s_per_epoch_a": sa.mean(), "s_per_epoch_b": sb.mean(),
             "time_ratio": sb.mean() / sa.mean(),
-            "time_flag": beyond_noise(np.log(sa[ok]), np.log(sb[ok])),
+            "time_flag": time_flag, "time_why": time_why,
             "peak_bytes_a": group["peak_bytes_a"].mean(),
             "peak_bytes_b": group["peak_bytes_b"].mean(),
             "memory_ratio": group["peak_bytes_b"].mean() / group["peak_bytes_a"].mean(),
             f"{metric}_a": ma[ok].mean(), f"{metric}_b": mb[ok].mean(),
             f"{metric}_diff": mb[ok].mean() - ma[ok].mean(),
-            f"{metric}_flag": beyond_noise(ma[ok], mb[ok]),
+            f"{metric}_flag": metric_flag, f"{metric}_why": metric_why,
         })
         rows.append(row)
     return pd.DataFrame(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,16 @@ def _target(text: str | None) -> tuple[str, float] | None:
             f"--target must read METRIC=VALUE, e.g. val_acc=0.97, not {text!r}") from None
 
 
+class Section(str, enum.Enum):
+    """The one table `report --format csv` writes."""
+
+    best = "best"
+    paired = "paired"
+    budget = "budget"
+    crossings = "crossings"
+    p_best = "p-best"
+
+
 @app.command()
 def report(
     results_dir: ResultsArg,
@@ -52,18 +63,25 @@ def report(
     ] = None,
     fmt: FormatOpt = Format.table,
     plots: PlotsOpt = None,
+    section: Annotated[Section, choice_option(
+        Section, "section", "--section",
+        help="--format csv: which table (best lrs, paired comparisons, expected best after k "
+             "trials, their crossings, P(best))")] = Section.best,
 ) -> None:
-    """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory."""
+    """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory;
+    paired comparisons, expected best after k trials and P(best)."""
     from cnnbench.render.report import write_report
 
     result, runs, history = api.report(
         results_dir, metric=metric, at=at.value, by=parse_list(by, str, "--by", "columns"),
         tolerance=tolerance, target=_target(target))
-    write_report(result, console, fmt.value)
+    write_report(result, console, fmt.value, section=section.value)
     if plots is not None:
+        from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures
 
         print_written(write_figures(result, runs, history, plots))
+        print_written(write_confidence_figures(result, plots))
 
 
 @app.command()
@@ -72,12 +90,15 @@ def compare(
     dir_b: Annotated[Path, typer.Argument(help="results folder B (e.g. after, or GPU)")],
     metric: Annotated[str, typer.Option(help="accuracy or loss to compare")] = "test_acc",
     fmt: FormatOpt = Format.table,
+    factor: Annotated[float, typer.Option(
+        help="a time changed only beyond this ratio (and significant): 1.05 = 5%")] = 1.05,
 ) -> None:
     """Two result sets side by side on their common runs: time and memory ratios, metric
-    differences, flagged where beyond seed noise."""
+    differences; a change is flagged only when significant (Welch), a time only when also
+    beyond --factor."""
     from cnnbench.render.report import write_compare
 
-    table = api.compare(dir_a, dir_b, metric)
+    table = api.compare(dir_a, dir_b, metric, factor=factor)
     write_compare(table, console, fmt.value, metric=metric, names=(str(dir_a), str(dir_b)))
 
 

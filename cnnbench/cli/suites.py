@@ -75,10 +75,12 @@ def run(
                    workers=workers)
     render_report(done.runs, console)
     if plots is not None and not done.runs.empty:
+        from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures
 
-        print_written(write_figures(Report(done.runs, done.history), done.runs, done.history,
-                                    plots))
+        report = Report(done.runs, done.history)
+        print_written(write_figures(report, done.runs, done.history, plots))
+        print_written(write_confidence_figures(report, plots))
     outcome = done.outcome
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
     err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "

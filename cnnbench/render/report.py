@@ -7,7 +7,6 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 from rich import box
@@ -17,6 +16,7 @@ from rich.text import Text
 
 from cnnbench import analysis
 from cnnbench.errors import CnnbenchError
+from cnnbench.render import confidence
 from cnnbench.render.numbers import (
     DASH,
     fmt_bytes,
@@ -26,6 +26,7 @@ from cnnbench.render.numbers import (
     metric_header,
     missing,
 )
+from cnnbench.render.text import markdown_table, records
 
 FORMATS = ("table", "markdown", "csv", "json")
 BARS = "▁▂▃▄▅▆▇█"
@@ -48,6 +49,7 @@ class Report:
         self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by)
         self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
         self.ranks = analysis.mean_rank(self.costs)
+        self.confidence = analysis.conclusions(runs, history, self.best)
 
     @property
     def problem_keys(self) -> list[str]:
@@ -213,12 +215,14 @@ def print_report(report: Report, console: Console) -> None:
     rows = report.rows()
     choice, costs = report.parts(rows)
     titles = _titles(report)
-    console.print(_table(report, titles[0], choice, rows))
-    console.print(_table(report, titles[1], costs, rows))
+    for title, columns in zip(titles, (choice, costs), strict=True):
+        console.print(_table(report, title, columns, rows))
+        console.print(confidence.protocol_line(report), highlight=False, style="dim")
     if line := report.rank_line():
         console.print(line, highlight=False)
     for warning in report.warnings():
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    confidence.print_confidence(report, console)
 
 
 def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc", *,
@@ -234,19 +238,6 @@ def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc",
 
 
 # ── plain-text formats ──────────────────────────────────────────────────────────────────────
-def _escape(cell: str) -> str:
-    return cell.replace("|", r"\|")
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    right = [not h.startswith(("model", "optimizer", "dataset", "batch", "curve", "lr grid"))
-             for h in header]
-    lines = ["| " + " | ".join(_escape(h) for h in header) + " |",
-             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
-    lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def to_markdown(report: Report) -> str:
     if report.best.empty:
         return "no finished runs yet\n"
@@ -257,23 +248,20 @@ def to_markdown(report: Report) -> str:
     parts = []
     for title, columns in zip(_titles(report), report.parts(rows), strict=True):
         parts += [f"**{title}**", "", markdown_table(
-            columns, [[r[c].plain for c in columns] for r in rows]), ""]
+            columns, [[r[c].plain for c in columns] for r in rows]), "",
+                  confidence.protocol_line(report), ""]
     if line := report.rank_line():
         parts += [line[0].upper() + line[1:] + ". Bold: the best optimizer of its problem."]
     parts += [""] + [f"> ⚠ {w}" for w in report.warnings()]
-    return "\n".join(parts).rstrip() + "\n"
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records"))
+    return "\n".join(parts).rstrip() + "\n\n" + confidence.confidence_markdown(report)
 
 
 def to_json(report: Report) -> str:
     doc = {"protocol": {"metric": report.metric, "at": report.at, "group_by": report.keys,
                         "tolerance": report.tolerance, "test_metric": report.test},
-           "best": _records(report.best), "curves": _records(report.curve),
+           "best": records(report.best), "curves": records(report.curve),
            "mean_rank": {"cost": report.cost_name, **report.ranks.to_dict()},
-           "warnings": report.warnings()}
+           "warnings": report.warnings(), "confidence": confidence.confidence_json(report)}
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -288,19 +276,22 @@ def check_format(fmt: str) -> None:
         raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
-def write_report(report: Report, console: Console, fmt: str) -> None:
-    """Show the report in one of FORMATS; text formats go to stdout unstyled."""
+def write_report(report: Report, console: Console, fmt: str, *, section: str = "best") -> None:
+    """Show the report in one of FORMATS; text formats go to stdout unstyled. CSV holds one
+    table: `section` (confidence.SECTIONS)."""
     check_format(fmt)
     if fmt == "table":
         print_report(report, console)
         return
-    text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](report)
+    csv = to_csv if section == "best" else lambda r: confidence.confidence_csv(r, section)
+    text = {"markdown": to_markdown, "csv": csv, "json": to_json}[fmt](report)
     console.file.write(text)
 
 
 # ── two result sets side by side ────────────────────────────────────────────────────────────
-def _flag(value: bool | None) -> str:
-    return {True: "yes", False: "no", None: "?"}[value]
+def _flag(value: bool | None, why: str) -> str:
+    """yes / no with why (which of factor and significance held); ? without a noise estimate."""
+    return "?" if value is None else ("yes: " if value else "no: ") + why
 
 
 def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str, str]]:
@@ -314,7 +305,7 @@ def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str
         cells["s/epoch A"] = fmt_seconds(row["s_per_epoch_a"])
         cells["s/epoch B"] = fmt_seconds(row["s_per_epoch_b"])
         cells["time B/A"] = DASH if missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
-        cells["time beyond noise"] = _flag(row["time_flag"])
+        cells["time changed"] = _flag(row["time_flag"], row["time_why"])
         cells["memory B/A"] = DASH if missing(row["memory_ratio"]) else \
             f"{row['memory_ratio']:.2f}×"
         cells[f"{metric} A"] = fmt_metric(row[f"{metric}_a"], metric)
@@ -322,14 +313,15 @@ def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str
         diff = row[f"{metric}_diff"]
         cells["B − A"] = DASH if missing(diff) else (
             f"{100 * diff:+.2f} pt" if metric.endswith("acc") else f"{diff:+.4f}")
-        cells[f"{metric} beyond noise"] = _flag(row[f"{metric}_flag"])
+        cells[f"{metric} changed"] = _flag(row[f"{metric}_flag"], row[f"{metric}_why"])
         rows.append(cells)
     return rows
 
 
-COMPARE_NOTE = ("B/A: ratio of means over seeds; beyond noise: |difference of means| > 2 "
-                "standard errors (Welch, seeds that finished ok on both sides; time on a log "
-                "scale); ? = fewer than 2 seeds, noise unknown")
+COMPARE_NOTE = ("B/A: ratio of means over the seeds ok on both sides; a time changed only when "
+                "the ratio is beyond the factor (asv's rule) and Welch's t-test on log seconds "
+                "gives p < 0.05, the metric when Welch's test does (scipy, with its degrees of "
+                "freedom); ? = fewer than 2 seeds, noise unknown")
 
 
 def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
@@ -340,7 +332,7 @@ def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
         return
     if fmt == "json":
         console.file.write(json.dumps({"a": names[0], "b": names[1],
-                                       "runs": _records(table)}, indent=2) + "\n")
+                                       "runs": records(table)}, indent=2) + "\n")
         return
     if table.empty:
         console.print("no common runs: nothing to compare (runs match by run_id, or by model, "
@@ -357,7 +349,8 @@ def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
     for column in rows[0]:
         out.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
     for cells in rows:
-        out.add_row(*(Text(v, style="bold yellow" if v == "yes" else "") for v in cells.values()))
+        out.add_row(*(Text(v, style="bold yellow" if v.startswith("yes") else "")
+                      for v in cells.values()))
     console.print(out)
     console.print(COMPARE_NOTE, highlight=False)
 
@@ -373,7 +366,7 @@ def write_grad_norms(summary: pd.DataFrame, console: Console, fmt: str) -> None:
     check_format(fmt)
     if fmt in ("csv", "json"):
         console.file.write(summary.to_csv(index=False) if fmt == "csv" else
-                           json.dumps(_records(summary), indent=2) + "\n")
+                           json.dumps(records(summary), indent=2) + "\n")
         return
     header = ["run", "epoch", "step", "layers", "first", "last", "first/last", "min", "median"]
     rows = [[str(r["run"]), str(r["epoch"]), str(r["step"]), str(r["weight_layers"]),

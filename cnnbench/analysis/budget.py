@@ -1,0 +1,108 @@
+"""Budget-aware comparison (Dodge et al. 2019, "Show Your Work"): the expected best validation
+score after k trials, for k = 1 … the number of runs, and where two optimizers' curves cross.
+
+A *trial* is one run of the (problem, optimizer): an lr of the grid with a seed. The estimator
+treats the observed runs as the distribution a random search draws from: the expected maximum of
+k draws with replacement from N scores v(1) ≤ … ≤ v(N) is
+
+    E[max_k] = Σ_i v(i) · ((i/N)^k − ((i−1)/N)^k),
+
+the exact mean of the maximum under the empirical distribution (so a direct simulation that
+draws k of the runs matches it; tests/test_budget.py checks that). Its spread comes from the
+same weights: Var = Σ v(i)² w_i − E². For a loss the curve is the expected minimum.
+
+A failed run scores the worst value, as in the protocol; for a loss that is +inf, which would
+make every expectation infinite, so here it stands at the worst finite loss of its problem (a
+failed run is at least that bad), and the curve stays comparable.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cnnbench.analysis.paired import problem_groups
+from cnnbench.analysis.protocol import lower_is_better, problems, run_scores
+
+CURVE_COLUMNS = ("optimizer", "k", "trials", "expected", "std")
+
+
+def expected_max(values: Sequence[float], ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Dodge et al.'s expected maximum of k draws (with replacement) from `values`, and its
+    standard deviation, for each k in `ks`."""
+    v = np.sort(np.asarray(values, float))
+    n = len(v)
+    if n == 0:
+        raise ValueError("no values to draw from")
+    share = np.arange(n + 1) / n
+    ks = np.asarray(ks, float)
+    mean, second = np.empty(len(ks)), np.empty(len(ks))
+    cdf, done = np.ones(n + 1), 0.0  # cdf = share ** k, stepped up k by k: O(N) per k
+    for i in np.argsort(ks, kind="stable"):
+        cdf, done = cdf * share ** (ks[i] - done), ks[i]
+        weights = np.diff(cdf)  # P(the max is the i-th smallest)
+        with np.errstate(invalid="ignore"):  # 0 · inf where a weight is 0
+            mean[i] = np.nansum(weights * v)
+            second[i] = np.nansum(weights * v**2)
+    return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
+
+
+def expected_best(values: Sequence[float], ks: Sequence[int], *, lower: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The expected best of k draws: the maximum, or the minimum when `lower` is better."""
+    if not lower:
+        return expected_max(values, ks)
+    mean, std = expected_max(-np.asarray(values, float), ks)
+    return -mean, std
+
+
+def budget_curves(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame
+                  ) -> pd.DataFrame:
+    """One row per (problem, optimizer, k): the expected best selection score after k trials,
+    its std, and the number of trials run. `best` (a `best_lr` table) gives the groups, metric
+    and epoch."""
+    metric, keys = best.attrs["metric"], best.attrs["keys"]
+    lower = lower_is_better(metric)
+    scored = runs.join(run_scores(runs, history, metric=metric, at=best.attrs["at"]))
+    rows = []
+    for problem, part in problem_groups(scored, problems(best)):
+        score = part["score"].astype(float)
+        finite = score[np.isfinite(score)]
+        if len(finite):
+            score = score.where(np.isfinite(score), finite.max() if lower else finite.min())
+        for key, group in part.assign(score=score).groupby(keys, sort=True):
+            n = len(group)
+            ks = np.arange(1, n + 1)
+            mean, std = expected_best(group["score"].to_numpy(), ks, lower=lower)
+            optimizer = dict(zip(keys, key, strict=True))["optimizer"]
+            rows += [{**problem, "optimizer": optimizer, "k": int(k), "trials": n,
+                      "expected": m, "std": s} for k, m, s in zip(ks, mean, std, strict=True)]
+    return pd.DataFrame(rows, columns=[*problems(best), *CURVE_COLUMNS])
+
+
+def crossings(curves: pd.DataFrame, keys: Sequence[str], *, lower: bool) -> pd.DataFrame:
+    """Where two optimizers' expected-best curves (from `budget_curves`: k = 1 … trials) cross:
+    one row per change of leader, with `k` the first trial count at which `after` leads
+    (`before` led below it), compared over the k both curves reach. Exact ties do not change
+    the leader."""
+    keys = list(keys)
+    rows = []
+    for problem, part in problem_groups(curves, keys):
+        by_optimizer = {opt: g.sort_values("k")["expected"].to_numpy(float) for opt, g in
+                        part.groupby("optimizer", sort=True)}  # k = 1, 2, … the trials run
+        for a, b in itertools.combinations(sorted(by_optimizer), 2):
+            n = min(len(by_optimizer[a]), len(by_optimizer[b]))
+            ea, eb = by_optimizer[a][:n], by_optimizer[b][:n]
+            with np.errstate(invalid="ignore"):
+                gap = ea - eb if not lower else eb - ea  # > 0: a leads
+                tied = ~np.isfinite(gap) | (np.abs(gap) <= 1e-12 * np.maximum(1.0, np.abs(ea)))
+            untied = np.flatnonzero(~tied)
+            a_leads = gap[untied] > 0
+            for i in np.flatnonzero(a_leads[1:] != a_leads[:-1]) + 1:  # the leader changes
+                rows.append({**problem, "first": a, "second": b, "k": int(untied[i]) + 1,
+                             "before": a if a_leads[i - 1] else b,
+                             "after": a if a_leads[i] else b})
+    return pd.DataFrame(rows, columns=[*keys, "first", "second", "k", "before", "after"])

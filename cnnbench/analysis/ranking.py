@@ -1,0 +1,92 @@
+"""How sure is the ranking: the probability that each optimizer is the best of its problem, by a
+bootstrap over seeds in which every replicate re-selects each optimizer's lr.
+
+One replicate draws the problem's seeds with replacement (the same draw for every optimizer,
+since a seed means the same weights and data order for all of them), then, per optimizer, takes
+the mean selection score of every lr over the drawn seeds, picks the best lr (ties to the
+smaller), and reads the mean test metric there. The optimizer with the best test metric wins
+the replicate (a tie shares it). So the noise of choosing the lr on a few seeds counts, which a
+CI at a fixed lr leaves out. P(best) sums to 1 over a problem's optimizers; the mean rank over
+replicates is given beside it. With one seed nothing can be resampled: both are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cnnbench.analysis.paired import problem_groups
+from cnnbench.analysis.protocol import lower_is_better, problems, run_scores, worst_value
+
+RESAMPLES = 2_000
+RANKING_COLUMNS = ("optimizer", "p_best", "bootstrap_rank", "seeds")
+
+
+def resampled_means(counts: np.ndarray, values: np.ndarray, present: np.ndarray,
+                    worst: float) -> np.ndarray:
+    """(replicates × lrs) means over the drawn seeds (`counts`: replicates × seeds, how often
+    each seed was drawn); a drawn non-finite value makes the mean `worst`; NaN where no drawn
+    seed has a value."""
+    finite = present & np.isfinite(values)
+    total = counts @ np.where(finite, values, 0.0).T
+    weight = counts @ present.T
+    infinite = counts @ (present & ~finite).T > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = total / weight
+    means[infinite] = worst
+    means[weight == 0] = np.nan
+    return means
+
+
+def _selected_test(val: np.ndarray, test: np.ndarray, *, lower: bool) -> np.ndarray:
+    """Per replicate, the test mean at the lr with the best validation mean (first = smaller
+    lr on ties; an lr without values is never chosen unless all lack one)."""
+    fill = math.inf if lower else -math.inf
+    val = np.where(np.isnan(val), fill, val)
+    chosen = val.argmin(axis=1) if lower else val.argmax(axis=1)
+    return test[np.arange(len(test)), chosen]
+
+
+def p_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame, *,
+           resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """One row per (problem, optimizer): `p_best` (the share of bootstrap replicates it wins),
+    `bootstrap_rank` (its mean rank over replicates, 1 = best) and the problem's seed count.
+    Seeded, so deterministic."""
+    metric = best.attrs["metric"]
+    lower = lower_is_better(metric)
+    worst = worst_value(metric)
+    scored = runs.join(run_scores(runs, history, metric=metric, at=best.attrs["at"]))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for problem, part in problem_groups(scored, problems(best)):
+        seeds = sorted(part["seed"].unique())
+        names = sorted(part["optimizer"].astype(str).unique())
+        if len(seeds) < 2:
+            rows += [{**problem, "optimizer": o, "p_best": math.nan,
+                      "bootstrap_rank": math.nan, "seeds": len(seeds)} for o in names]
+            continue
+        draws = rng.integers(0, len(seeds), (resamples, len(seeds)))
+        counts = np.zeros((resamples, len(seeds)))
+        np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
+        # (optimizer, lr) × seed tables, lrs ascending; NaN where a seed was not run
+        cells = part.assign(optimizer=part["optimizer"].astype(str)).groupby(
+            ["optimizer", "lr", "seed"], sort=True)[["score", "test_score"]].mean()
+        tables = {c: cells[c].unstack("seed").reindex(columns=seeds) for c in cells}
+        tests = []
+        for name in names:
+            val, test = (tables[c].loc[name].to_numpy(float) for c in ("score", "test_score"))
+            tests.append(_selected_test(resampled_means(counts, val, ~np.isnan(val), worst),
+                                        resampled_means(counts, test, ~np.isnan(test), worst),
+                                        lower=lower))
+        tests = np.column_stack(tests)  # replicates × optimizers
+        tests = np.where(np.isnan(tests), worst, tests)
+        oriented = tests if lower else -tests  # smaller is better from here on
+        top = oriented == oriented.min(axis=1, keepdims=True)
+        share = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+        ranks = stats.rankdata(oriented, axis=1, method="average").mean(axis=0)
+        rows += [{**problem, "optimizer": name, "p_best": float(s), "bootstrap_rank": float(r),
+                  "seeds": len(seeds)} for name, s, r in zip(names, share, ranks, strict=True)]
+    return pd.DataFrame(rows, columns=[*problems(best), *RANKING_COLUMNS])

@@ -1,0 +1,68 @@
+"""Expected best after k trials (Dodge et al. 2019) against a direct simulation; the curves of a
+results table and where they cross."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cnnbench import analysis
+from tests.helpers.results import grid, runs
+
+SIMULATIONS = 100_000
+
+
+def test_expected_max_matches_a_direct_simulation():
+    rng = np.random.default_rng(1)
+    observed = np.round(rng.uniform(0.1, 0.98, 12), 2)
+    observed[3] = observed[7]  # a tie, as grids of runs produce
+    observed[0] = 0.0  # a failed run at the worst accuracy
+    ks = np.arange(1, len(observed) + 1)
+    mean, std = analysis.expected_max(observed, ks)
+    for k, m, s in zip(ks, mean, std, strict=True):
+        draws = observed[rng.integers(0, len(observed), (SIMULATIONS, k))].max(axis=1)
+        # within 4 standard errors of the simulated mean; the spread within 2%
+        assert m == pytest.approx(draws.mean(), abs=4 * draws.std() / math.sqrt(SIMULATIONS))
+        assert s == pytest.approx(draws.std(), rel=0.02, abs=1e-3)
+    assert mean[0] == pytest.approx(observed.mean())  # one trial: the mean run
+    assert np.all(np.diff(mean) >= 0) and mean[-1] <= observed.max()
+
+
+def test_expected_best_of_a_loss_is_the_expected_minimum():
+    losses = [0.3, 0.5, 0.9, 0.2]
+    mean, _ = analysis.expected_best(losses, [1, 2, 50], lower=True)
+    assert mean[0] == pytest.approx(np.mean(losses))
+    assert mean[1] == pytest.approx(np.mean(np.minimum.outer(losses, losses)))
+    assert mean[2] == pytest.approx(0.2, abs=1e-6)
+
+
+def _table():
+    # adam: good everywhere (safe with few trials); momentum: one great lr, one poor
+    return runs(*grid("adam", {0.001: [0.90, 0.90], 0.01: [0.91, 0.91]}),
+                *grid("momentum", {0.01: [0.70, 0.70], 0.1: [0.97, 0.97]}))
+
+
+def test_budget_curves_per_optimizer_and_their_crossing():
+    frame = _table()
+    best = analysis.best_lr(frame)
+    curves = analysis.budget_curves(frame, None, best)
+    adam = curves[curves["optimizer"] == "adam"]
+    assert adam["k"].tolist() == [1, 2, 3, 4] and set(adam["trials"]) == {4}
+    assert adam["expected"].iloc[0] == pytest.approx(0.905)
+    momentum = curves[curves["optimizer"] == "momentum"]["expected"].to_numpy()
+    assert momentum[0] == pytest.approx(0.835)
+    assert momentum[1] == pytest.approx(0.97 - 0.27 / 4)  # both draws poor: 1 in 4
+    # k = 2: adam 0.91 − 0.01/4 = 0.9075 still leads momentum's 0.9025; k = 3: 0.909 < 0.936
+    cross = analysis.crossings(curves, ["model"], lower=False)
+    assert cross[["before", "after", "k"]].values.tolist() == [["adam", "momentum", 3]]
+
+
+def test_a_failed_loss_run_keeps_the_curve_finite():
+    frame = runs(*grid("sgd", {0.1: [0.8, None], 1.0: [0.6, 0.7]}))
+    best = analysis.best_lr(frame, metric="val_loss")
+    curve = analysis.budget_curves(frame, None, best)
+    assert np.isfinite(curve["expected"]).all()
+    # the failed run stands at the worst finite loss (1 − 0.6 = 0.4)
+    assert curve["expected"].iloc[0] == pytest.approx(np.mean([0.2, 0.4, 0.4, 0.3]))
