@@ -20,7 +20,7 @@ from cnnbench.results.store import ResultStore, WriteError
 from cnnbench.suite import DatasetConfig, RunSpec, Suite
 from cnnbench.train import engine, signals
 from cnnbench.train.checkpoint import Checkpoint
-from cnnbench.train.devices import resolve_device
+from cnnbench.train.devices import resolve_device, use_device
 
 
 def prepare_data(config: DatasetConfig, device, data_dir: str | None = None) -> DeviceData:
@@ -48,6 +48,7 @@ def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, dev
     """Train `todo` in order; returns how many ran, their statuses and the stop signal's name
     (None when the list ran to its end or stopped for --fail-fast)."""
     device = resolve_device(device or suite.device)
+    use_device(device)  # a worker's (or `cuda:1`'s) GPU, before anything touches CUDA
     data = prepare_data(suite.dataset_config, device, data_dir)
     preflight(todo, data)
     env = environment(device)

@@ -14,7 +14,7 @@ from cnnbench.results.schema import SuiteOutcome
 from cnnbench.results.store import ResultStore
 from cnnbench.suite import RunSpec, Suite
 from cnnbench.train import signals
-from cnnbench.train.devices import resolve_device
+from cnnbench.train.devices import resolve_device, worker_devices
 
 
 class _WorkerReporter(PlainReporter):
@@ -46,14 +46,14 @@ def run_workers(suite: Suite, out: Path, specs: list[RunSpec], todo: list[RunSpe
     robin; on CPU the torch threads split between them) and wait; signals are forwarded."""
     device = resolve_device(suite.device)
     workers = min(workers, len(todo))
-    if device.type == "cuda" and device.index is None:
-        devices = [f"cuda:{i % torch.cuda.device_count()}" for i in range(workers)]
-    else:
-        devices = [str(device)] * workers
+    devices, shared = worker_devices(
+        workers, device, torch.cuda.device_count() if device.type == "cuda" else 0)
     threads = max(1, torch.get_num_threads() // workers) if device.type == "cpu" else None
     reporter.start(len(todo), len(specs) - len(todo))
     reporter.log(f"{workers} worker processes" + (f", {threads} torch thread(s) each"
                                                   if threads else f" on {', '.join(devices)}"))
+    if shared:
+        reporter.log(f"warning: {shared}")
     context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=_worker, name=f"cnnbench-w{i + 1}",
                              args=(i + 1, suite, out, todo[i::workers], devices[i], threads,

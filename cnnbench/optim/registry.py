@@ -61,6 +61,12 @@ def effective_defaults(name: str) -> dict[str, Any]:
     return {**defaults, **definition.defaults}
 
 
+def needs_closure(name: str) -> bool:
+    """Whether the optimizer's `step` must be given a closure (L-BFGS re-evaluates the loss)."""
+    closure = inspect.signature(optimizer_def(name).cls.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
 # ─── Value checks: what torch would reject only when a run starts, or never ────────────────────
 
 

@@ -198,12 +198,32 @@ def _check_names(suite: Suite, source: _Source) -> None:
         labels.append(opt.display)
         check(("matrix", "optimizer", i),
               lambda o=opt: resolve_hparams(o.name, {"lr": 1.0, **o.options}))
+        check(("train", "precision"),
+              lambda o=opt, i=i: _check_precision(suite, o.name, f"matrix.optimizer[{i}]"))
     for section, entries in (("include", suite.include), ("exclude", suite.exclude)):
         for i, entry in enumerate(entries):
             if entry.optimizer is not None and entry.optimizer not in labels:
                 check((section, i, "optimizer"), lambda n=entry.optimizer: OPTIMIZERS.get(n))
+                if section == "include":
+                    check(("train", "precision"), lambda n=entry.optimizer, i=i:
+                          _check_precision(suite, n, f"include[{i}]"))
     if errors:
         _raise_for(errors, source)
+
+
+def _check_precision(suite: Suite, optimizer: str, where: str) -> None:
+    from cnnbench.optim.registry import needs_closure
+
+    if suite.train.precision != "fp16":
+        return
+    try:
+        closure = needs_closure(optimizer)
+    except CnnbenchError:  # an unknown optimizer: said where it is named
+        return
+    if closure:
+        raise SuiteError(f"fp16 trains through a GradScaler, whose step calls the optimizer "
+                         f"without a closure, and {where} {optimizer!r} needs one: use "
+                         "precision bf16 or fp32 with it")
 
 
 # ─── --set overrides ───────────────────────────────────────────────────────────────────────────

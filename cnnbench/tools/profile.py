@@ -4,7 +4,11 @@ benchmark script.
 For each batch size and phase (inference: forward under no_grad in eval mode; train: forward,
 cross-entropy, backward and an SGD-momentum step), `warmup` untimed steps run first, then
 `repeats` timed steps: per-step CPU clock reads, or on CUDA per-step events read once at the
-end. Peak memory is reset before each phase. Rows are tidy: one per (batch size, phase).
+end. Peak memory is reset before each phase, with the previous phase's gradients freed and the
+allocator's cache emptied; it is the phase's peak above what was allocated when the phase began
+(the model, the optimizer's state, the batch: `cuda_baseline_bytes`). Shapes are fixed, so cuDNN
+autotunes its kernels (`cudnn.benchmark`) during the warm-up steps. Rows are tidy: one per
+(batch size, phase).
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
     """One row per (batch size, phase): samples/s, step-time median and IQR, peak memory,
     FLOPs per step and achieved FLOP/s (and MFU on GPUs in the peak table)."""
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned in the warm-up steps
     net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,
                        image_size=input_shape[1]).to(device)
     forward_flops, train_flops = count_flops(net, input_shape)
@@ -95,6 +101,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
         for phase, step, flops in (("inference", infer, forward_flops),
                                    ("train", train, train_flops)):
             net.train(phase == "train")
+            optimizer.zero_grad(set_to_none=True)  # the last phase's gradients: not this one's
             row = {"model": model, "params": params, "phase": phase, "batch_size": batch,
                    "input": "x".join(map(str, input_shape)), "precision": precision,
                    "channels_last": channels_last, "compile": compile, "device": str(device),
@@ -110,6 +117,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
             row.update({"status": Status.OK.value, "flops_per_step": flops * batch,
                         **throughput(flops * batch, step_s, peak)})
             rows.append(row)
+        del x, y  # freed before the next batch size's are allocated
     return rows
 
 

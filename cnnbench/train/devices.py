@@ -32,3 +32,28 @@ def resolve_device(requested: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CnnbenchError("device 'mps' asked for, but MPS is not available here; use cpu")
     return device
+
+
+def use_device(device: torch.device) -> None:
+    """Make `device` the current CUDA device of this process: kernels and events without an
+    explicit device go there, and no context is opened on GPU 0 by a run on another GPU."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+
+def worker_devices(workers: int, device: torch.device,
+                   device_count: int) -> tuple[list[str], str | None]:
+    """The device of each of `workers` processes — on CUDA without an index, GPUs round-robin —
+    and a warning when more workers than GPUs will share them (their timings then interfere)."""
+    if device.type != "cuda":
+        return [str(device)] * workers, None
+    if device.index is not None:
+        devices = [str(device)] * workers
+        gpus = 1
+    else:
+        devices = [f"cuda:{i % device_count}" for i in range(workers)]
+        gpus = device_count
+    if workers > gpus:
+        return devices, (f"{workers} workers share {gpus} GPU(s): runs on one GPU slow each "
+                         "other down, so their times are not those of a run alone")
+    return devices, None

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from cnnbench.data import DeviceData
 from cnnbench.models import count_parameters
 from cnnbench.results.schema import METRICS, RunOutcome, Status
@@ -21,6 +23,7 @@ from cnnbench.train.devices import device_name
 from cnnbench.train.flops import count_flops
 from cnnbench.train.probes import (
     MemoryProbe,
+    data_bytes,
     peak_flops_per_s,
     state_bytes,
     throughput,
@@ -75,6 +78,10 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
     records them as `error`."""
     started = time.time()
     wall_start = time.perf_counter()
+    if data.device.type == "cuda":
+        # cuDNN autotunes each new input shape once (the warm-up steps, the last partial batch,
+        # the first evaluation batches) and reuses the fastest kernels for the rest of the run
+        torch.backends.cudnn.benchmark = True
     memory = MemoryProbe(data.device)
     if "memory" in spec.probes:
         memory.start()
@@ -119,7 +126,9 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
         train_s=trainer.train_s,
         eval_s=trainer.eval_s,
         s_per_epoch=trainer.train_s / epochs_done if epochs_done else math.nan,
-        samples_per_s=trainer.samples / trainer.train_s if trainer.train_s else math.nan,
+        # the compiling step is timed apart (compile_s): neither its time nor its samples count
+        samples_per_s=(trainer.samples - trainer.compile_samples) / trainer.train_s
+        if trainer.train_s else math.nan,
         time_to_target_s=trainer.time_to_target_s,
         params=count_parameters(trainer.model),
         train_size=len(data.train),
@@ -155,10 +164,15 @@ def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
                    memory: MemoryProbe) -> dict[str, Any]:
     """The `runs` columns of the probes the suite switched on (see README, "Probes")."""
     columns: dict[str, Any] = {"precision": trainer.precision}
+    if trainer.compile:
+        columns["compile_s"] = trainer.compile_s
+    if trainer.scaler is not None:  # fp16: where the loss scale ended (65536 at the start)
+        columns["loss_scale"] = float(trainer.scaler.get_scale())
     if "time" in spec.probes:
         columns.update(trainer.timer.summary())
     if "memory" in spec.probes:
         columns.update(memory.summary())
+        columns["data_bytes"] = data_bytes(data)
         columns.update(state_bytes(trainer.model, trainer.optimizer))
     if "flops" in spec.probes:
         try:
@@ -171,5 +185,6 @@ def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
             "train_flops_per_step": training and training * trainer.batch_size,
             "peak_flops_per_s": peak,
             # all of train_s: warm-up and data waits included, like samples_per_s
-            **throughput(training and training * trainer.samples, trainer.train_s, peak)})
+            **throughput(training and training * (trainer.samples - trainer.compile_samples),
+                         trainer.train_s, peak)})
     return columns

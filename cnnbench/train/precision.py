@@ -31,12 +31,37 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | 
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
-def prepare_model(model: nn.Module, *, channels_last: bool = False,
-                  compile: bool = False) -> nn.Module:
-    """The module to call: `model` in channels_last layout and/or compiled (same parameters)."""
+COMPILE_BACKEND = "inductor"  # torch.compile's default; tests swap in a counting backend
+
+
+class _DynamicBatch(nn.Module):
+    """Calls a compiled module with the batch dimension marked dynamic, so that the last,
+    smaller batch of an epoch (and of an evaluation) reuses the graph instead of recompiling."""
+
+    def __init__(self, compiled: nn.Module) -> None:
+        super().__init__()
+        self.compiled = compiled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._dynamo.maybe_mark_dynamic(x, 0)
+        return self.compiled(x)
+
+
+def prepare_model(model: nn.Module, *, channels_last: bool = False, compile: bool = False,
+                  dynamic_batch: bool = False) -> nn.Module:
+    """The module to call: `model` in channels_last layout and/or compiled (same parameters).
+
+    Compiling first resets dynamo: its caches and their recompile limit (8) belong to the model
+    class's code, shared by every run in the process, and past the limit a run would silently
+    run eager. `dynamic_batch` compiles for any batch size (runs, whose last batch is smaller);
+    without it every new batch size compiles its own graph (profile: one size per phase)."""
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if compile else model
+    if not compile:
+        return model
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=COMPILE_BACKEND)
+    return _DynamicBatch(compiled) if dynamic_batch else compiled
 
 
 def to_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """Measurements taken while a run trains: step times, peak memory, FLOPs, gradient norms.
 
 Each probe is cheap by construction, so that it can stay on by default:
-- time: one clock read per step boundary on CPU; on CUDA two events per step, read once per
-  epoch (after the epoch's one synchronisation), never a per-step sync.
-- memory: CUDA's own peak counters, reset per run; the kernel's peak-RSS counter (VmHWM), reset
-  per run through /proc/self/clear_refs (Linux ≥ 4.0) — exact, no sampling thread.
+- time: one clock read per step boundary on CPU; on CUDA two events per step, recorded on the
+  run's device's current stream and read once per epoch (after the epoch's one
+  synchronisation), never a per-step sync.
+- memory: CUDA's own peak counters, reset per run after emptying the allocator's cache, minus
+  what was allocated when the run started (its data, for one); the kernel's peak-RSS counter
+  (VmHWM), reset per run through /proc/self/clear_refs (Linux ≥ 4.0) — exact, no sampling.
 - flops: counted once per run by `torch.utils.flop_counter` on a meta-device copy of the
   parameters: no arithmetic, no change to the model, its buffers or the random streams.
 - grad_norms (opt-in): one norm per parameter tensor at each evaluation.
@@ -12,6 +14,7 @@ Each probe is cheap by construction, so that it can stay on by default:
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +41,9 @@ class StepTimer:
     def __init__(self, device: torch.device, *, clock: Callable[[], float] = time.perf_counter,
                  warmup_steps: int = WARMUP_STEPS) -> None:
         self.cuda = device.type == "cuda"
+        # an event records on the *current* device's stream unless told: on `cuda:1` (or a
+        # worker's GPU) that would time an idle GPU 0, so the marks go on the run's own stream
+        self.stream = torch.cuda.current_stream(device) if self.cuda else None
         self.clock, self.warmup_steps = clock, warmup_steps
         self.data_ms: list[float] = []
         self.step_ms: list[float] = []  # data + compute: the steps' sum is the train time
@@ -46,7 +52,7 @@ class StepTimer:
     def _mark(self) -> None:
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(self.stream)
             self._marks.append(event)
         else:
             self._marks.append(self.clock())
@@ -76,6 +82,9 @@ class StepTimer:
             "data_ms_median": float(np.median(data)),
             "compute_ms_median": float(np.median(steps - data)),
             "data_s": float(np.sum(self.data_ms)) / 1e3,
+            # every step's time, warm-up included: on a whole epoch this is train_s less the
+            # epoch's final synchronisation, a check that the marks time the right device
+            "steps_s": float(np.sum(self.step_ms)) / 1e3,
             "warmup_steps": warm,
             "warmup_s": float(np.sum(self.step_ms[:warm])) / 1e3,
         }
@@ -117,25 +126,55 @@ def reset_peak_rss() -> bool:
     return True
 
 
-class MemoryProbe:
-    """Peak memory of one run: CUDA allocated/reserved and host RSS, each reset at `start()`."""
+class CudaMemory:
+    """The CUDA caching allocator's counters for one device (a seam for tests)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+
+    def reset(self) -> None:
+        """Hand cached blocks back first: the reset sets the peaks to the *current* values, and
+        blocks cached by earlier runs would otherwise count as reserved by this one."""
+        gc.collect()  # an earlier run's tensors kept alive by reference cycles
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(self.device)
+
+    def allocated(self) -> int:
+        return torch.cuda.memory_allocated(self.device)
+
+    def reserved(self) -> int:
+        return torch.cuda.memory_reserved(self.device)
+
+    def peak_allocated(self) -> int:
+        return torch.cuda.max_memory_allocated(self.device)
+
+    def peak_reserved(self) -> int:
+        return torch.cuda.max_memory_reserved(self.device)
+
+
+class MemoryProbe:
+    """Peak memory of one run: CUDA allocated/reserved above what was there at `start()` (the
+    data on the device, for one: reported as `cuda_baseline_bytes`), and host RSS."""
+
+    def __init__(self, device: torch.device, cuda: CudaMemory | None = None) -> None:
+        self.device = device
+        self.cuda = cuda or (CudaMemory(device) if device.type == "cuda" else None)
         self.rss_reset = False
+        self.baseline = (0, 0)  # (allocated, reserved) bytes when the run started
 
     def start(self) -> None:
         self.rss_reset = reset_peak_rss()
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+        if self.cuda is not None:
+            self.cuda.reset()
+            self.baseline = (self.cuda.allocated(), self.cuda.reserved())
 
     def summary(self) -> dict[str, Any]:
-        cuda = self.device.type == "cuda"
+        cuda = self.cuda
+        allocated, reserved = self.baseline
         return {
-            "peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(self.device)
-            if cuda else None,
-            "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(self.device)
-            if cuda else None,
+            "peak_cuda_allocated_bytes": cuda.peak_allocated() - allocated if cuda else None,
+            "peak_cuda_reserved_bytes": cuda.peak_reserved() - reserved if cuda else None,
+            "cuda_baseline_bytes": allocated if cuda else None,
             # without a reset the counter covers the process's lifetime: not this run's peak
             "peak_rss_bytes": peak_rss_bytes() if self.rss_reset else None,
         }
@@ -143,6 +182,12 @@ class MemoryProbe:
 
 def _nbytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def data_bytes(data) -> int:
+    """Bytes of a `DeviceData`'s splits: on CUDA, part of the run's baseline, not of its peak."""
+    splits = [data.train, data.val, data.test]
+    return _nbytes(t for split in splits if split is not None for t in (split.x, split.y))
 
 
 def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
@@ -160,7 +205,8 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str,
 
 
 # Dense (no structured sparsity) peak FLOP/s, from the vendors' datasheets:
-# H100 SXM/PCIe and H200: NVIDIA H100 and H200 Tensor Core GPU datasheets (2023/2024);
+# H100 SXM/PCIe/NVL and H200 SXM/NVL: NVIDIA H100 and H200 Tensor Core GPU datasheets
+# (2023/2024);
 # A100: NVIDIA A100 datasheet (2021); V100: NVIDIA V100 datasheet (2020);
 # L4, L40S, A10: NVIDIA product datasheets; RTX 4090: NVIDIA Ada Lovelace architecture
 # whitepaper v1.01, Appendix A (tensor FLOPs with FP32 accumulate, as autocast uses).
@@ -169,6 +215,9 @@ TERA = 1e12
 PEAK_FLOPS: list[tuple[str, dict[str, float]]] = [  # (regex on the device name, peaks); first match
     (r"H100.*PCIe", {"fp32": 51 * TERA, "tf32": 378 * TERA, "bf16": 756 * TERA,
                      "fp16": 756 * TERA}),
+    # the NVL (PCIe dual-card) parts run at lower clocks than SXM: 835 dense bf16 TFLOP/s
+    (r"H[12]00 NVL", {"fp32": 60 * TERA, "tf32": 417.5 * TERA, "bf16": 835.5 * TERA,
+                      "fp16": 835.5 * TERA}),
     (r"H100", {"fp32": 67 * TERA, "tf32": 494.5 * TERA, "bf16": 989.5 * TERA,
                "fp16": 989.5 * TERA}),
     (r"H200", {"fp32": 67 * TERA, "tf32": 494.5 * TERA, "bf16": 989.5 * TERA,

@@ -57,6 +57,13 @@ def evaluate(model: nn.Module, data: DeviceData, split: Split | None,
     return loss_sum.item() / n, correct.item() / n
 
 
+def check_interval(device: torch.device) -> int:
+    """Steps between two reads of the loss by the divergence guard: reading forces a device sync,
+    free on CPU, a pipeline stall on a GPU. (The first step, every full-batch step and every
+    epoch's summed loss are checked whatever this says.)"""
+    return 1 if device.type == "cpu" else 25
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -77,7 +84,7 @@ class Trainer:
 
     # the counters a checkpoint carries besides the module, optimizer and RNG states
     COUNTERS = ("steps", "samples", "train_s", "eval_s", "start_loss", "time_to_target_s",
-                "grad_norm_rows")
+                "grad_norm_rows", "compile_s", "compile_samples")
 
     def __init__(self, spec: RunSpec, data: DeviceData) -> None:
         self.spec, self.data, self.device = spec, data, data.device
@@ -89,8 +96,12 @@ class Trainer:
                                           **spec.hparams)
         self.precision = spec.train.get("precision") or "fp32"
         self.channels_last = bool(spec.train.get("channels_last"))
+        self.compile = bool(spec.train.get("compile"))
         self.net = prepare_model(self.model, channels_last=self.channels_last,
-                                 compile=bool(spec.train.get("compile")))
+                                 compile=self.compile, dynamic_batch=True)
+        # the first step of a compiled model in this process compiles it: timed apart
+        self.compile_pending = self.compile
+        self.compile_s, self.compile_samples = 0.0, 0
         self.scaler = grad_scaler(self.device, self.precision)
         n = len(data.train)
         self.full_batch = spec.batch_size == "full"
@@ -103,8 +114,7 @@ class Trainer:
         self.lr_used = self.optimizer.param_groups[0]["lr"]
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(spec.seed)
-        # reading the loss forces a device sync: every step on CPU (free), every 25 on CUDA
-        self.check_every = 1 if self.device.type == "cpu" else 25
+        self.check_every = check_interval(self.device)
         self.start_loss: float | None = None
         self.steps = self.samples = 0
         self.train_s = self.eval_s = 0.0
@@ -161,15 +171,19 @@ class Trainer:
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
     def guard(self, loss_sum: torch.Tensor, batch: int) -> None:
-        if self.steps % self.check_every:
+        """Stop a diverging run: the loss read on the first step (its start), every full-batch
+        step and every `check_every`-th."""
+        if self.steps % self.check_every and self.steps > 1 and not self.full_batch:
             return
-        loss = loss_sum.item() / batch
+        self.check_loss(loss_sum.item() / batch, f"at step {self.steps}")
+
+    def check_loss(self, loss: float, when: str) -> None:
         if self.start_loss is None:
             self.start_loss = loss
         if not math.isfinite(loss):
-            raise Diverged(f"loss became {loss} at step {self.steps}")
+            raise Diverged(f"loss became {loss} {when}")
         if loss > self.spec.train["divergence_factor"] * self.start_loss:
-            raise Diverged(f"loss {loss:.4g} at step {self.steps} exceeds "
+            raise Diverged(f"loss {loss:.4g} {when} exceeds "
                            f"{self.spec.train['divergence_factor']:g}× its start "
                            f"{self.start_loss:.4g}")
 
@@ -177,29 +191,57 @@ class Trainer:
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        start = time.perf_counter()
         if self.full_batch:
             batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y)])
         else:
             batches = self.data.train_batches(self.batch_size, self.generator)
-        self.timer.data_start()
-        for x, y in batches:
-            self.timer.compute_start()
-            step_loss, step_correct = self.step(x, y)
-            self.steps += 1
-            self.samples += len(y)
-            self.guard(step_loss, len(y))
-            if self.steps == 1 and self.grad_norm_rows is not None:
-                self.record_grad_norms(0)  # the gradient at initialisation
-            signals.check()  # a stop signal ends the run here, between two steps
-            loss_sum += step_loss
-            correct += step_correct
-            self.timer.data_start()  # also the end of this step
-        _synchronize(self.device)
-        self.train_s += time.perf_counter() - start
-        self.timer.epoch_end()
+        start = time.perf_counter()
+        try:
+            self.timer.data_start()
+            for x, y in batches:
+                self.timer.compute_start()
+                if self.compile_pending:
+                    start += self._compile_step(x, y, loss_sum, correct)
+                    continue
+                step_loss, step_correct = self.step(x, y)
+                self._after_step(step_loss, step_correct, len(y), loss_sum, correct)
+        finally:  # a run stopped mid-epoch (diverged, timeout, signal) keeps its partial epoch
+            _synchronize(self.device)
+            self.train_s += time.perf_counter() - start
+            self.timer.epoch_end()
         n = len(self.data.train)
-        return loss_sum.item() / n, correct.item() / n
+        epoch_loss = loss_sum.item() / n
+        # the steps between two guard reads are not lost: their NaN is in the epoch's sum
+        self.check_loss(epoch_loss, f"(the epoch's mean) by step {self.steps}")
+        return epoch_loss, correct.item() / n
+
+    def _after_step(self, step_loss: torch.Tensor, step_correct: torch.Tensor, batch: int,
+                    loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
+        self.steps += 1
+        self.samples += batch
+        self.guard(step_loss, batch)
+        if self.steps == 1 and self.grad_norm_rows is not None:
+            self.record_grad_norms(0)  # the gradient at initialisation
+        signals.check()  # a stop signal ends the run here, between two steps
+        loss_sum += step_loss
+        correct += step_correct
+        self.timer.data_start()  # also the end of this step
+
+    def _compile_step(self, x: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor,
+                      correct: torch.Tensor) -> float:
+        """The step that compiles the model, timed alone as `compile_s` and its samples counted
+        apart, so that train_s, samples/s and MFU measure the compiled model; returns its
+        seconds (for the caller to leave out of train_s)."""
+        self.compile_pending = False
+        _synchronize(self.device)
+        begin = time.perf_counter()
+        step_loss, step_correct = self.step(x, y)
+        _synchronize(self.device)
+        seconds = time.perf_counter() - begin
+        self.compile_s += seconds
+        self.compile_samples += len(y)
+        self._after_step(step_loss, step_correct, len(y), loss_sum, correct)
+        return seconds
 
     def record_grad_norms(self, epoch: int) -> None:
         """Per-parameter norms of the last step's gradient."""
