@@ -1,115 +1,257 @@
 #!/usr/bin/env bash
-# One GPU check, under 8 minutes on one H100: the CUDA-marked tests, the harness-overhead
-# benchmark on CUDA, `cnnbench profile` for keras_cnn, resnet20 and resnet50 in fp32, bf16 and
-# bf16 + channels_last, and one CIFAR-10 ResNet-20 epoch through `cnnbench run`. Ends with one
-# summary table. Run from the repository root:  bash benchmarks/gpu_check.sh
+# The GPU check, in one shot under one 8-minute deadline: a preflight that fails loudly without
+# CUDA; CIFAR-10 converted from its JPEG archive; then the checks of the CUDA paths (step timer
+# vs train_s on a ResNet-20 epoch, per-run peaks of two runs in one process, resume after
+# SIGTERM, an fp16 run whose loss scale moves, a compiled run with its recompiles logged,
+# divergence incl. a full-batch NaN, --workers 2 on one GPU, bf16 + channels_last through the
+# engine), the CUDA-marked tests, the ensemble benchmark when there is one, the harness-overhead
+# benchmark and `cnnbench profile` of three models. Its only outputs, in $OUT (or --out DIR):
+# gpu_check_summary.txt (one table) and gpu_check_logs.tar.gz (every step's log).
 #
-# CIFAR-10: set CIFAR10_ROOT to a folder holding cifar-10-batches-bin/ (or -py/). Without it the
-# JPEG copy in ../shared/data/cifar10-jpeg.tar.gz (or shared/data/) is converted to the binary
-# layout once (JPEG is lossy: accuracies run slightly below those on the original arrays).
+#   bash benchmarks/gpu_check.sh --prepare   # on a machine with internet and ../shared/data
+#   bash benchmarks/gpu_check.sh --dry-run   # prints the steps, checks the prepared folder
+#   bash benchmarks/gpu_check.sh [--out DIR] # on the CUDA machine, from the repository root
+#
+# --prepare puts into .gpu_check/ (git-ignored; < 64 MiB): wheels for Python 3.12 manylinux
+# x86_64 of what a bare torch image lacks (pydantic and its three helpers, typing-extensions,
+# pytest and its helpers), pinned to the versions this environment runs, and the CIFAR-10 JPEG
+# archive (20 MB; the decoded arrays, 180 MB, are made on the GPU machine in seconds). On the
+# GPU machine nothing is downloaded: the wheels go into a temporary --target folder.
 set -u
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-WORK="${GPU_CHECK_DIR:-$(mktemp -d -t cnnbench-gpu-check.XXXXXX)}"
-mkdir -p "$WORK"
-SUMMARY="$WORK/summary.tsv"
-printf 'check\tstatus\tseconds\tdetail\n' > "$SUMMARY"
-echo "gpu_check: outputs in $WORK"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+REPO=$PWD
+PREPARED="${GPU_CHECK_PREPARED:-$REPO/.gpu_check}"
+SHARED_DATA="${GPU_CHECK_SHARED_DATA:-$REPO/../shared/data}"
+PY="${GPU_CHECK_PYTHON:-python3}"
+DEADLINE_S="${GPU_CHECK_DEADLINE_S:-480}"
+ARCHIVE=cifar10-jpeg.tar.gz
+ARCHIVE_SHA256=d34c68f61cca57aa9144c8f25bda427abb9921bd642d5857a2fc1a6b4416f965
+PACKAGES=(pydantic pydantic-core annotated-types typing-inspection typing-extensions
+          pytest pluggy iniconfig packaging pygments)
+MAX_BYTES=$((64 * 1024 * 1024))
 
-# step NAME LIMIT_S DETAIL_CMD -- COMMAND...: run COMMAND under a time limit, log its output to
-# $WORK/NAME.log, and add a summary row whose detail is DETAIL_CMD's output.
-step() {
-  local name=$1 limit=$2 detail=$3; shift 4
-  local start=$SECONDS status
-  echo "=== $name: $*"
-  timeout "$limit" "$@" 2>&1 | tee "$WORK/$name.log"
-  status=${PIPESTATUS[0]}
-  case $status in 0) status=ok ;; 124) status=timeout ;; *) status="failed($status)" ;; esac
-  printf '%s\t%s\t%s\t%s\n' "$name" "$status" "$((SECONDS - start))" \
-    "$(eval "$detail" 2>/dev/null | tr '\t\n' '  ')" >> "$SUMMARY"
-}
-
-step cuda-tests 150 "tail -n 1 '$WORK/cuda-tests.log'" -- \
-  python -m pytest -m cuda -q -p no:cacheprovider
-
-step overhead-cuda 120 "grep '^median' '$WORK/overhead-cuda.log'" -- \
-  python benchmarks/overhead.py --device cuda --epochs 5 --repeats 3
-
-for model in keras_cnn resnet20 resnet50; do
-  case $model in
-    resnet50) args=(--input 3x224x224 --batch-sizes 64,128) ;;
-    resnet20) args=(--input 3x32x32 --batch-sizes 128,512) ;;
-    *) args=(--batch-sizes 128,512) ;;
+MODE=run
+OUT_DIR="${OUT:-}"
+while (($#)); do
+  case $1 in
+    --prepare) MODE=prepare ;;
+    --dry-run) MODE=dry-run ;;
+    --out) OUT_DIR=$2; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "gpu_check: unknown argument '$1' (use --prepare, --dry-run or --out DIR)" >&2
+       exit 2 ;;
   esac
-  for variant in fp32 bf16 bf16-cl; do
-    flags=(--precision "${variant%%-*}")
-    [[ $variant == *-cl ]] && flags+=(--channels-last)
-    out="$WORK/profile-$model-$variant.csv"
-    step "profile-$model-$variant" 60 \
-      "python -c \"import pandas as p; d=p.read_csv('$out'); d=d[d.phase=='train'].iloc[-1]; print(f'train bs {d.batch_size}: {d.samples_per_s:,.0f} samples/s, {d.step_ms_median:.2f} ms, MFU {d.mfu:.1%}')\"" -- \
-      python -m cnnbench profile "$model" "${args[@]}" "${flags[@]}" --device cuda \
-        --warmup 10 --repeats 30 --out "$out"
-  done
+  shift
 done
 
-CIFAR_ROOT="${CIFAR10_ROOT:-}"
-if [[ -z $CIFAR_ROOT ]]; then
-  for tarball in ../shared/data/cifar10-jpeg.tar.gz shared/data/cifar10-jpeg.tar.gz; do
-    [[ -f $tarball ]] || continue
-    CIFAR_ROOT="$WORK/cifar"
-    step cifar-from-jpeg 120 "ls '$CIFAR_ROOT/cifar-10-batches-bin'" -- \
-      python - "$tarball" "$CIFAR_ROOT/cifar-10-batches-bin" <<'PY'
-"""Write the JPEG ImageFolder copy of CIFAR-10 in the official binary layout: per image one
-label byte then 3072 bytes (R, G, B planes of 32×32); 5 train batches of 10,000 and test_batch."""
-import io, sys, tarfile
-from pathlib import Path
-import numpy as np
-from PIL import Image
-CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
-tar, out = tarfile.open(sys.argv[1]), Path(sys.argv[2])
-out.mkdir(parents=True, exist_ok=True)
-records = {"train": [], "test": []}
-for member in sorted(tar.getmembers(), key=lambda m: m.name):
-    parts = Path(member.name).parts
-    if not member.isfile() or len(parts) < 3 or parts[-3] not in records:
-        continue
-    image = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
-    label = CLASSES.index(parts[-2])
-    records[parts[-3]].append(bytes([label]) + image.transpose(2, 0, 1).tobytes())
-rng = np.random.default_rng(0)  # the official batches are shuffled across classes too
-train = [records["train"][i] for i in rng.permutation(len(records["train"]))]
-for b in range(5):
-    (out / f"data_batch_{b + 1}.bin").write_bytes(b"".join(train[b * 10000:(b + 1) * 10000]))
-(out / "test_batch.bin").write_bytes(b"".join(records["test"]))
-(out / "batches.meta.txt").write_text("\n".join(CLASSES) + "\n")
-print(f"{len(train)} train and {len(records['test'])} test images written to {out}")
-PY
-    break
-  done
-fi
-cat > "$WORK/cifar-resnet20.yaml" <<YAML
-name: gpu-check-cifar10
-dataset: {name: cifar10, root: "${CIFAR_ROOT:-missing-set-CIFAR10_ROOT}", download: false, val_size: 5000}
-train: {epochs: 1, batch_size: 128}
-device: cuda
-matrix: {model: [resnet20], optimizer: [{name: sgd, momentum: 0.9}], lr: [0.1]}
-probes: [time, memory, flops]
-YAML
-step cifar10-resnet20-epoch 180 \
-  "python -c \"import cnnbench; r,_=cnnbench.load_results('$WORK/results'); r=r.iloc[0]; print(f'{r.status}: val_acc {r.val_acc:.3f}, train {r.train_s:.1f} s, {r.samples_per_s:,.0f} samples/s, step {r.step_ms_median:.2f} ms (p90 {r.step_ms_p90:.2f}), data {r.data_ms_median:.3f} ms, peak CUDA {r.peak_cuda_allocated_bytes/2**20:.0f} MiB, MFU {r.mfu:.1%}')\"" -- \
-  python -m cnnbench run "$WORK/cifar-resnet20.yaml" --out "$WORK/results"
+# ─── The prepared folder ───────────────────────────────────────────────────────────────────────
 
-python - "$SUMMARY" <<'PY'
+wheel_of() {  # the wheel of a package in the prepared folder (PEP 427 names: - becomes _)
+  local stem=${1//-/_}
+  compgen -G "$PREPARED/wheels/${stem}-[0-9]*.whl" | head -n 1
+}
+
+check_prepared() {  # one line per item; fails when anything is missing or too big
+  local missing=0 pkg wheel bytes
+  for pkg in "${PACKAGES[@]}"; do
+    wheel=$(wheel_of "$pkg")
+    if [[ -n $wheel ]]; then echo "  ok       $(basename "$wheel")"
+    else echo "  MISSING  wheel of $pkg"; missing=1; fi
+  done
+  if [[ -f $PREPARED/$ARCHIVE ]] &&
+     [[ $(sha256sum "$PREPARED/$ARCHIVE" | cut -d' ' -f1) == "$ARCHIVE_SHA256" ]]; then
+    echo "  ok       $ARCHIVE (sha256 verified)"
+  else
+    echo "  MISSING  $ARCHIVE with sha256 $ARCHIVE_SHA256"; missing=1
+  fi
+  bytes=$(du -sb "$PREPARED" 2>/dev/null | cut -f1)
+  if (( ${bytes:-0} >= MAX_BYTES )); then
+    echo "  TOO BIG  $PREPARED holds $bytes bytes; what travels is limited to $MAX_BYTES"
+    missing=1
+  else
+    echo "  ok       $((${bytes:-0} / 1024 / 1024)) MiB in all (limit 64 MiB)"
+  fi
+  return $missing
+}
+
+prepare() {
+  echo "gpu_check --prepare: into $PREPARED"
+  mkdir -p "$PREPARED/wheels"
+  local pins
+  # the versions this environment runs satisfy pyproject's needs and pin each other exactly
+  pins=$("$PY" - "${PACKAGES[@]}" <<'PY'
 import sys
-import pandas as pd
-from rich.console import Console
-from rich.table import Table
-rows = pd.read_csv(sys.argv[1], sep="\t", dtype=str, keep_default_na=False)
-table = Table(title="gpu_check summary")
-for column in rows.columns:
-    table.add_column(column, justify="right" if column == "seconds" else "left")
-for row in rows.itertuples(index=False):
-    table.add_row(*row)
-Console(width=200).print(table)
+from importlib.metadata import PackageNotFoundError, version
+try:
+    print(" ".join(f"{name}=={version(name)}" for name in sys.argv[1:]))
+except PackageNotFoundError as exc:
+    sys.exit(f"gpu_check --prepare: {exc} is not installed here: pip install -e '.[dev]' first")
 PY
+) || return 1
+  echo "  wheels: $pins"
+  local pin missing=()
+  for pin in $pins; do  # a wheel already there at its pinned version is not fetched again
+    compgen -G "$PREPARED/wheels/${pin%%==*}-${pin##*==}-*.whl" > /dev/null ||
+      compgen -G "$PREPARED/wheels/$(tr - _ <<<"${pin%%==*}")-${pin##*==}-*.whl" > /dev/null ||
+      missing+=("$pin")
+  done
+  if ((${#missing[@]})); then
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 -d "$PREPARED/wheels" "${missing[@]}" || return 1
+  fi
+  if [[ ! -f $SHARED_DATA/$ARCHIVE ]]; then
+    echo "gpu_check --prepare: $SHARED_DATA/$ARCHIVE not found (set GPU_CHECK_SHARED_DATA)" >&2
+    return 1
+  fi
+  cp "$SHARED_DATA/$ARCHIVE" "$PREPARED/$ARCHIVE"
+  check_prepared
+}
+
+# ─── Steps ─────────────────────────────────────────────────────────────────────────────────────
+
+row() {  # row NAME STATUS SECONDS DETAIL
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\t\n' '  ')" \
+    >> "$WORK/summary.tsv"
+}
+
+# step NAME LIMIT_S -- COMMAND...: run COMMAND under min(LIMIT_S, what the deadline leaves),
+# its output to logs/NAME.log; the summary row's detail is the log's last line (the last one
+# matching DETAIL when that is set), plus, when COUNT is set, how many log lines match it.
+step() {
+  local name=$1 limit=$2; shift 3
+  if [[ $MODE == dry-run ]]; then
+    printf '  %-26s %4s s  %s\n' "$name" "$limit" "$*"
+    return
+  fi
+  local left=$((END - SECONDS - 20)) start=$SECONDS status detail log="$WORK/logs/$name.log"
+  if ((left < 10)); then
+    row "$name" skipped 0 "not started: the ${DEADLINE_S} s deadline was reached"
+    return
+  fi
+  ((limit > left)) && limit=$left
+  echo "=== $name (${limit} s): $*"
+  timeout -k 5 "$limit" "$@" > "$log" 2>&1
+  status=$?
+  case $status in 0) status=ok ;; 124|137) status=timeout ;; *) status="FAILED($status)" ;; esac
+  detail=$(grep -v '^\s*$' "$log" | grep -E "${DETAIL:-.}" | tail -n 1)
+  [[ -n ${COUNT:-} ]] && detail="$detail; '$COUNT' lines logged: $(grep -c "$COUNT" "$log")"
+  echo "    $status: $detail"
+  row "$name" "$status" "$((SECONDS - start))" "$detail"
+}
+
+plan() {
+  local c="$PY benchmarks/gpu_checks.py" common=(--work "$WORK/checks" --device cuda)
+  step cifar-from-jpeg 90 -- $c cifar "$PREPARED/$ARCHIVE" "$WORK/cifar/cifar-10-batches-bin"
+  step timer 90 -- $c timer "${common[@]}" --cifar "$WORK/cifar"
+  step peaks 60 -- $c peaks "${common[@]}"
+  step resume 90 -- $c resume "${common[@]}"
+  step fp16 60 -- $c fp16 "${common[@]}"
+  TORCH_LOGS=recompiles COUNT=Recompiling step compile 150 -- $c compile "${common[@]}"
+  step divergence 60 -- $c divergence "${common[@]}"
+  step workers 90 -- $c workers "${common[@]}"
+  step bf16-channels-last 60 -- $c bf16-channels-last "${common[@]}" --cifar "$WORK/cifar"
+  # the test files with CUDA tests (collecting the others would need their extra packages)
+  step cuda-tests 120 -- "$PY" -m pytest -o addopts= -m cuda -q -p no:cacheprovider \
+    $(grep -l 'mark.cuda' tests/test_*.py)
+  if [[ -f benchmarks/ensemble.py ]]; then
+    step ensemble 90 -- "$PY" benchmarks/ensemble.py --device cuda
+  elif [[ $MODE == dry-run ]]; then
+    echo "  (ensemble: benchmarks/ensemble.py is absent, skipped)"
+  fi
+  DETAIL='^median' step overhead-cuda 90 -- "$PY" benchmarks/overhead.py --device cuda --epochs 3 --repeats 3
+  local model variant args flags
+  for model in resnet20 resnet50 keras_cnn; do
+    case $model in
+      resnet50) args=(--input 3x224x224 --batch-sizes 64,128) ;;
+      resnet20) args=(--input 3x32x32 --batch-sizes 128,512) ;;
+      *) args=(--batch-sizes 128,512) ;;
+    esac
+    for variant in fp32 bf16 bf16-cl; do
+      flags=(--precision "${variant%%-*}")
+      [[ $variant == *-cl ]] && flags+=(--channels-last)
+      step "profile-$model-$variant" 45 -- "$PY" benchmarks/gpu_checks.py profile \
+        "$model" "$WORK/logs/profile-$model-$variant.csv" "${args[@]}" "${flags[@]}"
+    done
+  done
+}
+
+# ─── Modes ─────────────────────────────────────────────────────────────────────────────────────
+
+if [[ $MODE == prepare ]]; then
+  prepare
+  exit $?
+fi
+if [[ $MODE == dry-run ]]; then
+  echo "gpu_check --dry-run: the prepared folder $PREPARED"
+  check_prepared
+  ready=$?
+  WORK='$WORK'  # shown as a name: the real one is made when the check runs
+  echo "the steps (each limited to min(its seconds, what the ${DEADLINE_S} s deadline leaves)):"
+  echo "  preflight                   CUDA available, wheels installed with pip --no-index"
+  plan
+  if ((ready)); then
+    echo "gpu_check --dry-run: the prepared folder is incomplete: run --prepare" >&2
+  fi
+  exit $ready
+fi
+
+END=$((SECONDS + DEADLINE_S))
+WORK=$(mktemp -d -t cnnbench-gpu-check.XXXXXX)
+OUT_DIR=${OUT_DIR:-$(mktemp -d -t cnnbench-gpu-check-out.XXXXXX)}
+mkdir -p "$WORK/logs" "$OUT_DIR"
+printf 'check\tstatus\tseconds\tdetail\n' > "$WORK/summary.tsv"
+
+finish() {  # the two outputs: the table and the logs' tarball
+  awk -F'\t' '{ printf "%-28s %-12s %7s  %s\n", $1, $2, $3, $4 }' "$WORK/summary.tsv" \
+    >> "$OUT_DIR/gpu_check_summary.txt"
+  cp "$WORK/summary.tsv" "$WORK/logs/"
+  tar -czf "$OUT_DIR/gpu_check_logs.tar.gz" -C "$WORK" logs
+  echo
+  cat "$OUT_DIR/gpu_check_summary.txt"
+  echo "gpu_check: $OUT_DIR/gpu_check_summary.txt and gpu_check_logs.tar.gz"
+}
+
+{
+  echo "gpu_check $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true
+} > "$OUT_DIR/gpu_check_summary.txt"
+
+# Preflight: CUDA, the prepared folder, the wheels installed where nothing is downloaded.
+preflight() {
+  "$PY" -c "import sys, torch
+print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)
+if not torch.cuda.is_available():
+    sys.exit('no CUDA device: torch.cuda.is_available() is False')
+print('device', torch.cuda.get_device_name(0), 'x', torch.cuda.device_count())" || return 1
+  check_prepared || { echo "the prepared folder is incomplete: run --prepare first"; return 1; }
+  if "$PY" -m pip --version > /dev/null 2>&1; then
+    "$PY" -m pip install --quiet --no-index --no-deps --target "$WORK/site" \
+      "$PREPARED"/wheels/*.whl || return 1
+  else
+    "$PY" - "$WORK/site" "$PREPARED"/wheels/*.whl <<'PY' || return 1
+import sys, zipfile  # no pip here: a wheel is a zip laid out for site-packages
+for wheel in sys.argv[2:]:
+    zipfile.ZipFile(wheel).extractall(sys.argv[1])
+print("no pip: the wheels were unpacked instead")
+PY
+  fi
+  export PYTHONPATH="$WORK/site:$REPO"
+  "$PY" -c "import pydantic, pytest, cnnbench; print('cnnbench imports; pydantic',
+pydantic.VERSION)"
+}
+start=$SECONDS
+preflight > "$WORK/logs/preflight.log" 2>&1
+status=$?
+cat "$WORK/logs/preflight.log"
+if ((status)); then
+  echo "gpu_check: PREFLIGHT FAILED — nothing else was run (see above)" >&2
+  row preflight FAILED "$((SECONDS - start))" "$(tail -n 1 "$WORK/logs/preflight.log")"
+  finish
+  exit 1
+fi
+export PYTHONPATH="$WORK/site:$REPO"
+row preflight ok "$((SECONDS - start))" "$(grep '^device' "$WORK/logs/preflight.log")"
+plan
+finish
+! grep -qP '\t(FAILED|timeout)' "$WORK/summary.tsv"
