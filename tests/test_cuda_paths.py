@@ -185,6 +185,17 @@ def test_run_diverged_mid_epoch_keeps_its_partial_epoch_time(data):
     assert summary["steps_s"] <= summary["train_s"]
 
 
+def test_seconds_per_epoch_counts_whole_epochs_only(data):
+    spec = _spec(epochs=30, divergence_factor=1e300,
+                 matrix={"model": ["mlp"], "optimizer": ["sgd"], "lr": [30.0]})  # inf in epoch 3
+    result = train(spec, data)
+    summary = result.summary
+    assert summary["status"] == "diverged" and summary["epochs_done"] >= 1
+    whole = result.history[-1]["elapsed_s"]  # train_s when the last whole epoch ended
+    assert whole < summary["train_s"]
+    assert summary["s_per_epoch"] == pytest.approx(whole / summary["epochs_done"])
+
+
 # ─── 8. compile: true, per run ────────────────────────────────────────────────────────────────
 
 

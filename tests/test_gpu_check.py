@@ -129,9 +129,9 @@ def test_claims():
     assert not gpu_checks.timer_agrees(0.0, 0.0)
     assert gpu_checks.peaks_isolated(alone=100, big=1000, after_big=100)
     assert not gpu_checks.peaks_isolated(alone=100, big=1000, after_big=1000)
-    assert gpu_checks.loss_scale_moved({"loss_scale": 32768.0})
-    assert not gpu_checks.loss_scale_moved({"loss_scale": 65536.0})
-    assert not gpu_checks.loss_scale_moved({})
+    assert gpu_checks.loss_scale_moved([32768.0, 65536.0])  # halved, then doubled back
+    assert not gpu_checks.loss_scale_moved([65536.0, 65536.0])
+    assert not gpu_checks.loss_scale_moved([])
 
 
 @pytest.fixture

@@ -216,7 +216,9 @@ def test_cuda_run_reports_its_probes(precision):
     summary = train(expand(suite)[0], data).summary
     assert summary["status"] == "ok"
     assert summary["peak_cuda_allocated_bytes"] >= summary["param_bytes"]
-    assert summary["peak_cuda_reserved_bytes"] >= summary["peak_cuda_allocated_bytes"]
+    # both peaks are above the run's start; the data allocated before it is the baseline's
+    assert summary["peak_cuda_reserved_bytes"] >= 0
+    assert summary["cuda_baseline_bytes"] >= summary["data_bytes"]
     assert summary["step_ms_median"] > 0
 
 

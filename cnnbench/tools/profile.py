@@ -27,7 +27,7 @@ from cnnbench.models import count_parameters, create_model
 from cnnbench.models.shapes import parse_input
 from cnnbench.render.numbers import DASH, fmt_bytes, fmt_flops, fmt_si
 from cnnbench.results.schema import Status
-from cnnbench.train.devices import device_name
+from cnnbench.train.devices import device_name, use_device
 from cnnbench.train.flops import count_flops
 from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
 from cnnbench.train.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
@@ -67,6 +67,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
     """One row per (batch size, phase): samples/s, step-time median and IQR, peak memory,
     FLOPs per step and achieved FLOP/s (and MFU on GPUs in the peak table)."""
     torch.manual_seed(0)
+    use_device(device)  # `cuda:1`: its kernels and its timing events on GPU 1
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned in the warm-up steps
     net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,

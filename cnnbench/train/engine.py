@@ -125,7 +125,8 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
         wall_s=wall_s,
         train_s=trainer.train_s,
         eval_s=trainer.eval_s,
-        s_per_epoch=trainer.train_s / epochs_done if epochs_done else math.nan,
+        # the whole epochs' time (train_s at the last evaluation), not a stopped run's partial one
+        s_per_epoch=final["elapsed_s"] / epochs_done if epochs_done else math.nan,
         # the compiling step is timed apart (compile_s): neither its time nor its samples count
         samples_per_s=(trainer.samples - trainer.compile_samples) / trainer.train_s
         if trainer.train_s else math.nan,

@@ -201,9 +201,10 @@ class Trainer:
             for x, y in batches:
                 self.timer.compute_start()
                 if self.compile_pending:
-                    start += self._compile_step(x, y, loss_sum, correct)
-                    continue
-                step_loss, step_correct = self.step(x, y)
+                    seconds, (step_loss, step_correct) = self._compile_step(x, y)
+                    start += seconds  # compile_s, not train_s
+                else:
+                    step_loss, step_correct = self.step(x, y)
                 self._after_step(step_loss, step_correct, len(y), loss_sum, correct)
         finally:  # a run stopped mid-epoch (diverged, timeout, signal) keeps its partial epoch
             _synchronize(self.device)
@@ -227,21 +228,20 @@ class Trainer:
         correct += step_correct
         self.timer.data_start()  # also the end of this step
 
-    def _compile_step(self, x: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor,
-                      correct: torch.Tensor) -> float:
+    def _compile_step(self, x: torch.Tensor, y: torch.Tensor
+                      ) -> tuple[float, tuple[torch.Tensor, torch.Tensor]]:
         """The step that compiles the model, timed alone as `compile_s` and its samples counted
         apart, so that train_s, samples/s and MFU measure the compiled model; returns its
-        seconds (for the caller to leave out of train_s)."""
+        seconds and the step's outputs."""
         self.compile_pending = False
         _synchronize(self.device)
         begin = time.perf_counter()
-        step_loss, step_correct = self.step(x, y)
+        outputs = self.step(x, y)
         _synchronize(self.device)
         seconds = time.perf_counter() - begin
         self.compile_s += seconds
         self.compile_samples += len(y)
-        self._after_step(step_loss, step_correct, len(y), loss_sum, correct)
-        return seconds
+        return seconds, outputs
 
     def record_grad_norms(self, epoch: int) -> None:
         """Per-parameter norms of the last step's gradient."""
