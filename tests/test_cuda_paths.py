@@ -65,6 +65,19 @@ def test_cuda_timer_stream_is_the_devices():
     assert StepTimer(device).stream.device == device
 
 
+def test_a_process_running_runs_makes_their_device_current(monkeypatch, tmp_path):
+    # each --workers process runs its share through run_sequential with its own device
+    from cnnbench import run_suite
+    from cnnbench.execute import local
+
+    used = []
+    monkeypatch.setattr(local, "use_device", used.append)
+    suite = validate_suite({**TINY_SUITE, "matrix": {"model": ["mlp"], "optimizer": ["sgd"],
+                                                     "lr": [0.1]}, "train": {"epochs": 1}})
+    run_suite(suite, out=tmp_path / "out")
+    assert used == [torch.device("cpu")]
+
+
 # ─── 2. the divergence guard at the GPU's cadence ─────────────────────────────────────────────
 
 
