@@ -17,7 +17,7 @@ from cnnbench.train import precision, probes, trainer
 from cnnbench.train.devices import worker_devices
 from cnnbench.train.engine import train
 from cnnbench.train.probes import MemoryProbe, StepTimer, peak_flops_per_s
-from tests.conftest import TINY_SUITE
+from tests.helpers.suites import TINY_SUITE
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

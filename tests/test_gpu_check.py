@@ -30,6 +30,9 @@ def _script(*args: str, prepared: Path, shared: Path | None = None):
                           timeout=300)
 
 
+pytestmark = pytest.mark.subprocess  # the script runs in bash; some checks start cnnbench
+
+
 @pytest.fixture
 def prepared(tmp_path, shared_data) -> Path:
     """A prepared folder made by --prepare from a copy of ../shared/data (wheels already in the
@@ -146,6 +149,7 @@ def test_checks_hold_on_cpu(setup, check):
 
 
 @pytest.mark.slow
+@pytest.mark.signals  # resume sends SIGTERM to a run
 @pytest.mark.parametrize("check", ["resume", "workers", "fp16", "compile",
                                    "bf16-channels-last"])
 def test_slow_checks_hold_on_cpu(setup, check):
