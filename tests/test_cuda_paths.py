@@ -115,6 +115,11 @@ def test_fp16_with_lbfgs_is_rejected_at_validation(write_suite):
     assert "matrix.optimizer[1] 'lbfgs'" in result.output and "Traceback" not in result.output
     bf16 = write_suite(name="bf16.yaml", text=suite.read_text().replace("fp16", "bf16"))
     assert CliRunner().invoke(app, ["validate", str(bf16)]).exit_code == 0
+    included = write_suite(name="include.yaml", text="name: t\ndataset: synthetic\ntrain:\n"
+                           "  precision: fp16\nmatrix:\n  model: [mlp]\n  optimizer: [sgd]\n"
+                           "include:\n  - {model: mlp, optimizer: lbfgs, lr: 1.0}\n")
+    result = CliRunner().invoke(app, ["validate", str(included)])
+    assert result.exit_code == 2 and "include[0] 'lbfgs' needs one" in result.output
 
 
 # ─── 6. per-run CUDA peak memory ──────────────────────────────────────────────────────────────
