@@ -33,35 +33,57 @@ def _script(*args: str, prepared: Path, shared: Path | None = None):
 pytestmark = pytest.mark.subprocess  # the script runs in bash; some checks start cnnbench
 
 
-@pytest.fixture
-def prepared(tmp_path, shared_data) -> Path:
-    """A prepared folder made by --prepare from a copy of ../shared/data (wheels already in the
-    repository's .gpu_check/ are reused rather than fetched again)."""
+PACKAGES = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection",
+            "typing-extensions", "pytest", "pluggy", "iniconfig", "packaging", "pygments"]
+
+
+def _prepare(tmp_path: Path, shared_data: Path, seed: bool) -> Path:
+    """--prepare from a copy of ../shared/data into a fresh folder; with `seed`, that folder
+    already holds a wheel of each pinned version (--prepare then fetches nothing)."""
+    from importlib.metadata import version
+
     shared = tmp_path / "shared"
     shared.mkdir()
     shutil.copy(shared_data / ARCHIVE, shared / ARCHIVE)
     folder = tmp_path / "prepared"
-    if (ROOT / ".gpu_check" / "wheels").is_dir():
-        shutil.copytree(ROOT / ".gpu_check" / "wheels", folder / "wheels")
+    (folder / "wheels").mkdir(parents=True)
+    if seed:
+        for name in PACKAGES:
+            stem = name.replace("-", "_")
+            (folder / "wheels" / f"{stem}-{version(name)}-py3-none-any.whl").write_bytes(b"")
     result = _script("--prepare", prepared=folder, shared=shared)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sha256 verified" in result.stdout and "MISSING" not in result.stdout
     return folder
 
 
-def test_prepare_then_dry_run(prepared):
-    wheels = {p.name.split("-")[0] for p in (prepared / "wheels").glob("*.whl")}
-    assert {"pydantic", "pydantic_core", "annotated_types", "typing_inspection"} <= wheels
-    core = next((prepared / "wheels").glob("pydantic_core-*.whl")).name
-    assert "cp312" in core and "x86_64" in core
-    assert sum(p.stat().st_size for p in prepared.rglob("*") if p.is_file()) < 64 * 2**20
-    result = _script("--dry-run", prepared=prepared)
+def test_prepare_keeps_wheels_it_has_and_copies_the_archive(tmp_path, shared_data):
+    folder = _prepare(tmp_path, shared_data, seed=True)
+    assert len(list((folder / "wheels").iterdir())) == len(PACKAGES)  # nothing fetched again
+    assert (folder / ARCHIVE).stat().st_size == (shared_data / ARCHIVE).stat().st_size
+    result = _script("--dry-run", prepared=folder)
     assert result.returncode == 0, result.stdout + result.stderr
     for step in ("cifar-from-jpeg", "timer", "peaks", "resume", "fp16", "compile", "divergence",
                  "workers", "bf16-channels-last", "cuda-tests", "overhead-cuda",
                  "profile-resnet50-bf16-cl"):
         assert f"  {step} " in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def prepared(tmp_path, shared_data) -> Path:
+    """A folder prepared for real: the wheels downloaded from PyPI (needs the network)."""
+    return _prepare(tmp_path, shared_data, seed=False)
+
+
+@pytest.mark.slow
+def test_prepare_downloads_wheels_for_the_gpu_image(prepared):
+    wheels = {p.name.split("-")[0] for p in (prepared / "wheels").glob("*.whl")}
+    assert {name.replace("-", "_") for name in PACKAGES} <= wheels
+    core = next((prepared / "wheels").glob("pydantic_core-*.whl")).name
+    assert "cp312" in core and "x86_64" in core
+    assert sum(p.stat().st_size for p in prepared.rglob("*") if p.is_file()) < 64 * 2**20
+    assert _script("--dry-run", prepared=prepared).returncode == 0
 
 
 def test_dry_run_names_what_the_folder_lacks(tmp_path):
