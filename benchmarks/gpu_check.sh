@@ -159,7 +159,8 @@ plan() {
   elif [[ $MODE == dry-run ]]; then
     echo "  (ensemble: benchmarks/ensemble.py is absent, skipped)"
   fi
-  DETAIL='^median' step overhead-cuda 90 -- "$PY" benchmarks/overhead.py --device cuda --epochs 3 --repeats 3
+  DETAIL='^median' step overhead-cuda 90 -- \
+    "$PY" benchmarks/overhead.py --device cuda --epochs 3 --repeats 3
   local model variant args flags
   for model in resnet20 resnet50 keras_cnn; do
     case $model in
