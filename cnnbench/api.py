@@ -155,3 +155,50 @@ def profile(model: str, *, dataset: str | None, input: str | None, classes: int 
     shape, default_classes = input_for(model, dataset=dataset, input=input, data_dir=data_dir)
     return profile_model(model, input_shape=shape, num_classes=classes or default_classes,
                          device=resolve_device(device), **options)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export` wrote: MLflow run counts (None: not asked) and TensorBoard folders."""
+
+    mlflow: Any
+    tensorboard: list[Path]
+
+
+def export(results: Path, *, mlflow: str | None = None, tensorboard: Path | None = None,
+           suite_file: Path | None = None, figures: bool = True) -> Exported:
+    """A results folder into an MLflow store (runs matched by run_id: nothing is made twice)
+    and/or TensorBoard event files. The suite file (default: the copy `submit` made, if any)
+    and, with `figures`, the report's figures become artifacts of the suite's MLflow run."""
+    import tempfile
+
+    from cnnbench.execute.slurm import SUITE_COPY
+    from cnnbench.results.store import load_results
+
+    if mlflow is None and tensorboard is None:
+        raise CnnbenchError("export needs a target: --mlflow URI and/or --tensorboard LOGDIR")
+    if suite_file is not None and not Path(suite_file).is_file():
+        raise CnnbenchError(f"--suite {str(suite_file)!r}: no such file")
+    runs, history = load_results(results)
+    if runs.empty:
+        raise CnnbenchError(f"no finished runs in {str(results)!r}")
+    counts, folders = None, []
+    if tensorboard is not None:
+        from cnnbench.render.exports.tensorboard import export_tensorboard
+
+        folders = export_tensorboard(tensorboard, runs, history)
+    if mlflow is not None:
+        from cnnbench.render.exports.mlflow import export_mlflow
+
+        if suite_file is None and (results / SUITE_COPY).is_file():
+            suite_file = results / SUITE_COPY
+        with tempfile.TemporaryDirectory(prefix="cnnbench-figures-") as tmp:
+            drawn = []
+            if figures:
+                from cnnbench.render.plots import write_figures
+                from cnnbench.render.report import Report
+
+                drawn = [p for p in write_figures(Report(runs, history), runs, history, tmp)
+                         if p.suffix == ".png"]
+            counts = export_mlflow(mlflow, runs, history, suite_file=suite_file, figures=drawn)
+    return Exported(counts, folders)

@@ -22,12 +22,14 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 class Format(str, enum.Enum):
-    """How a report or listing is written: a rich table, or text for other tools."""
+    """How a report or listing is written: a rich table, text for other tools, or (report only)
+    one self-contained HTML page."""
 
     table = "table"
     markdown = "markdown"
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
@@ -84,7 +86,7 @@ DeviceOpt = Annotated[str | None, typer.Option(
 OutOpt = Annotated[Path | None, typer.Option(help="results folder (default results/<suite name>)")]
 DataDirOpt = Annotated[str | None, typer.Option(help="where datasets live")]
 FormatOpt = Annotated[Format, choice_option(Format, "format", "--format",
-                                            help="table | markdown | csv | json")]
+                                            help="table | markdown | csv | json (report: html)")]
 PlotsOpt = Annotated[Path | None, typer.Option(
     help="also write the figures (PNG and SVG) into this folder")]
 

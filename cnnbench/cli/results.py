@@ -67,6 +67,8 @@ def report(
         Section, "section", "--section",
         help="--format csv: which table (best lrs, paired comparisons, expected best after k "
              "trials, their crossings, P(best))")] = Section.best,
+    output: Annotated[Path | None, typer.Option(
+        help="the file --format html writes (default DIR/report.html)")] = None,
 ) -> None:
     """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory;
     paired comparisons, expected best after k trials and P(best)."""
@@ -75,7 +77,12 @@ def report(
     result, runs, history = api.report(
         results_dir, metric=metric, at=at.value, by=parse_list(by, str, "--by", "columns"),
         tolerance=tolerance, target=_target(target))
-    write_report(result, console, fmt.value, section=section.value)
+    if fmt is Format.html:
+        from cnnbench.render.html import write_html
+
+        print_written([write_html(result, runs, history, output or results_dir / "report.html")])
+    else:
+        write_report(result, console, fmt.value, section=section.value)
     if plots is not None:
         from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures

@@ -54,6 +54,9 @@ def run(
         min=1, help="runs at once, in separate processes (one GPU each on cuda)")] = 1,
     rerun_failed: Annotated[bool, typer.Option(
         "--rerun-failed", help="run again runs that ended in error, oom or timeout")] = False,
+    track: Annotated[str | None, typer.Option(
+        help="log live to a tracker: mlflow:URI (a failing store never stops training)")
+    ] = None,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.execute.progress import make_reporter
@@ -70,7 +73,12 @@ def run(
     if dry_run:
         console.print(plan_table(specs, {} if rerun else api.finished(out)))
         return
-    done = api.run(suite, specs, out, reporter=make_reporter(err_console), rerun=rerun,
+    reporter = make_reporter(err_console)
+    if track is not None:
+        from cnnbench.execute.tracking import TrackingReporter, parse_track
+
+        reporter = TrackingReporter(reporter, parse_track(track)[1], suite.name, suite_file)
+    done = api.run(suite, specs, out, reporter=reporter, rerun=rerun,
                    rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
                    workers=workers)
     render_report(done.runs, console)

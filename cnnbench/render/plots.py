@@ -40,6 +40,12 @@ def _panels(count: int, *, width: float = 5.0, height: float = 3.8) -> tuple[Fig
     return fig, flat[:count]
 
 
+def optimizer_styles(report: Report) -> dict[str, dict[str, str]]:
+    """A style per optimizer of the report, the same in each of its figures (a figure showing
+    some of them keeps their colours)."""
+    return styles_by_name(report.best["optimizer"].astype(str).unique().tolist())
+
+
 def _problem_label(report: Report, row: dict) -> str:
     return " / ".join(str(row[k]) for k in report.problem_keys) or "all runs"
 
@@ -50,7 +56,7 @@ def lr_sensitivity(report: Report) -> Figure:
     curve = report.curve
     problems = curve[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
-    styles = styles_by_name(curve["optimizer"].unique().tolist())
+    styles = optimizer_styles(report)
     fig, axes = _panels(len(problems))
     scale = _scale(report.metric)
     for ax, problem in zip(axes, problems, strict=True):
@@ -61,7 +67,7 @@ def lr_sensitivity(report: Report) -> Figure:
             group = group.sort_values("lr")
             style = styles[optimizer]
             ax.plot(group["lr"], group["mean"] * scale, label=optimizer, color=style["color"],
-                    marker=style["marker"], markersize=4)
+                    marker=style["marker"], linestyle=style["linestyle"], markersize=4)
             ax.fill_between(group["lr"], group["min"] * scale, group["max"] * scale,
                             color=style["color"], alpha=0.2, linewidth=0)
             best = part_best.loc[part_best["optimizer"] == optimizer, "best_lr"]
@@ -93,7 +99,7 @@ def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -
     curves = analysis.learning_curves(runs, history, report.best)
     problems = curves[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
-    styles = styles_by_name(curves["optimizer"].unique().tolist())
+    styles = optimizer_styles(report)
     fig, grid = plt.subplots(len(problems), 4, figsize=(18, 3.6 * len(problems)),
                              squeeze=False, layout="constrained")
     panels = [("epoch", "loss", "epoch", "loss (cross-entropy)"),
@@ -130,7 +136,7 @@ def time_vs_accuracy(report: Report) -> Figure:
     best = report.best
     problems = best[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
-    styles = styles_by_name(best["optimizer"].unique().tolist())
+    styles = optimizer_styles(report)
     fig, axes = _panels(len(problems), width=4.5)
     test = report.test
     scale = _scale(test)
@@ -155,12 +161,13 @@ def time_vs_accuracy(report: Report) -> Figure:
 def performance_profile(report: Report) -> Figure:
     """AlgoPerf-style performance profile over the problems of the report."""
     profile = analysis.performance_profile(report.costs)
-    styles = styles_by_name(list(profile.columns))
+    styles = optimizer_styles(report)
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for optimizer in profile.columns:
         style = styles[optimizer]
         ax.step(profile.index, profile[optimizer], where="post", label=optimizer,
-                color=style["color"])
+                color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+                markersize=4)
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"τ: factor of the best {report.cost_name} on a problem (log scale)")

@@ -208,6 +208,9 @@ def _titles(report: Report) -> tuple[str, str]:
             f"{report.tolerance:g} of the best, in decades and share of the grid")
 
 
+report_titles = _titles  # the two tables' titles, shared with the HTML page
+
+
 def print_report(report: Report, console: Console) -> None:
     if report.best.empty:
         console.print("no finished runs yet")
