@@ -77,7 +77,7 @@ def run(
     if track is not None:
         from cnnbench.execute.tracking import TrackingReporter, parse_track
 
-        reporter = TrackingReporter(reporter, parse_track(track)[1], suite.name, suite_file)
+        reporter = TrackingReporter(reporter, parse_track(track)[1], suite.name, out, suite_file)
     done = api.run(suite, specs, out, reporter=reporter, rerun=rerun,
                    rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
                    workers=workers)

@@ -2,7 +2,12 @@
 the reporter it wraps and queues it for a background thread that logs to MLflow. Training never
 waits on the store: events are queued without blocking, and the first failure of the store is
 reported once, after which tracking stops and training goes on (`cnnbench export` fills the gap
-later, matching runs by run_id)."""
+later, matching runs by run_id). When a run ends, its stored result is exported over the live
+one: the evaluation before the first epoch, and epochs of an earlier session of a resumed run,
+are filled in, and the run is marked complete.
+
+With `--workers N` the runs train in other processes, which report nothing here: export the
+results folder after the suite instead."""
 
 from __future__ import annotations
 
@@ -31,13 +36,14 @@ def parse_track(text: str) -> tuple[str, str]:
 class TrackingReporter(PlainReporter):
     """Wraps `inner`; logs the suite's runs to the MLflow store at `uri` from its own thread."""
 
-    def __init__(self, inner: PlainReporter, uri: str, suite: str,
+    def __init__(self, inner: PlainReporter, uri: str, suite: str, out: Path,
                  suite_file: Path | None = None) -> None:
         super().__init__(inner.stream)
         from cnnbench.render.exports import require
 
         require("mlflow", "mlflow", "--track mlflow:URI")  # the extra: checked before training
         self.inner, self.uri, self.suite, self.suite_file = inner, uri, suite, suite_file
+        self.out = Path(out)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.failed = False
         self.thread = threading.Thread(target=self._work, name="cnnbench-tracking", daemon=True)
@@ -94,6 +100,15 @@ class TrackingReporter(PlainReporter):
                                f"({type(exc).__name__}: {first}); training goes on untracked; "
                                "`cnnbench export DIR --mlflow URI` fills the gap later")
 
+    def _history(self, run_id: str):
+        """The run's stored history (written before its `run_finished`), or none."""
+        import pandas as pd
+
+        from cnnbench.results.store import ResultStore
+
+        path = ResultStore(self.out).path(run_id)
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["step"])
+
     def _handle(self, sink, live: dict[str, str], kind: str, spec: RunSpec,
                 payload: dict[str, Any] | None) -> dict[str, str]:
         from cnnbench.render.exports import records
@@ -109,14 +124,6 @@ class TrackingReporter(PlainReporter):
                 (key, value, step) for key in records.HISTORY_METRICS
                 if (value := records.number(payload.get(key))) is not None])
         elif kind == "finished" and spec.run_id in live:
-            record = records.record(payload, _empty_history())
-            # complete only when every evaluation was seen here (not resumed mid-way)
-            sink.finish(live.pop(spec.run_id), record,
-                        complete=payload.get("resumed_from_epoch") is None)
+            live.pop(spec.run_id)
+            sink.export(records.record(payload, self._history(spec.run_id)))
         return live
-
-
-def _empty_history():
-    import pandas as pd
-
-    return pd.DataFrame(columns=["step"])

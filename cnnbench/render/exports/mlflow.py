@@ -120,6 +120,7 @@ class MlflowSink:
         mlflow_id = self.start(record.run_id, record.name, record.params, record.start_ms)
         points = record.points
         if existing is not None:  # fill the gap: only what the store lacks
+            existing = self.client.get_run(mlflow_id)  # as it is now, not as first found
             have = existing.data.params
             self.log(mlflow_id, params={k: v for k, v in record.params.items() if k not in have})
             logged = {(key, m.step) for key in existing.data.metrics
