@@ -193,12 +193,14 @@ def export(results: Path, *, mlflow: str | None = None, tensorboard: Path | None
         if suite_file is None and (results / SUITE_COPY).is_file():
             suite_file = results / SUITE_COPY
         with tempfile.TemporaryDirectory(prefix="cnnbench-figures-") as tmp:
-            drawn = []
-            if figures:
+
+            def draw() -> list[Path]:
                 from cnnbench.render.plots import write_figures
                 from cnnbench.render.report import Report
 
-                drawn = [p for p in write_figures(Report(runs, history), runs, history, tmp)
-                         if p.suffix == ".png"]
-            counts = export_mlflow(mlflow, runs, history, suite_file=suite_file, figures=drawn)
+                return [p for p in write_figures(Report(runs, history), runs, history, tmp)
+                        if p.suffix == ".png"]
+
+            counts = export_mlflow(mlflow, runs, history, suite_file=suite_file,
+                                   figures=draw if figures else None)
     return Exported(counts, folders)

@@ -9,7 +9,7 @@ SQLAlchemy for `sqlite:///…` stores)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,9 +137,11 @@ class MlflowSink:
 
 
 def export_mlflow(uri: str, runs: pd.DataFrame, history: pd.DataFrame, *,
-                  suite_file: Path | None = None, figures: Iterable[Path] = ()) -> ExportCount:
-    """Export a results folder's runs (one suite) into the MLflow store at `uri`; the suite
-    file and figures are attached to the suite's parent run."""
+                  suite_file: Path | None = None,
+                  figures: Callable[[], Iterable[Path]] | None = None) -> ExportCount:
+    """Export a results folder's runs into the MLflow store at `uri`; the suite file and the
+    figures (drawn by `figures`, only when a run was added or completed) are attached to the
+    suite's parent run."""
     suites = sorted(runs["suite"].astype(str).unique())
     counts = {"created": 0, "filled": 0, "unchanged": 0}
     for suite in suites:
@@ -148,5 +150,5 @@ def export_mlflow(uri: str, runs: pd.DataFrame, history: pd.DataFrame, *,
             counts[sink.export(rec)] += 1
         if sink.parent_is_new or counts["created"] + counts["filled"]:
             sink.attach([suite_file] if suite_file is not None else [])
-            sink.attach(figures, "figures")
+            sink.attach(figures() if figures is not None else [], "figures")
     return ExportCount(**counts)
