@@ -91,7 +91,7 @@ def test_by_without_the_optimizer_still_ranks_optimizers(results):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--metric", "test_acc"], "cannot pick the best lr by 'test_acc'"),
-    (["--format", "html"], "unknown format 'html'"),
+    (["--format", "yaml"], "unknown format 'yaml'"),
     (["--target", "val_acc"], "--target must read METRIC=VALUE"),
     (["--by", "colour"], "cannot group by colour"),
 ])
