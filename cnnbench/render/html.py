@@ -54,6 +54,10 @@ def _scale(metric: str) -> float:
     return 100.0 if metric.endswith("acc") else 1.0
 
 
+def _label(metric: str) -> str:
+    return f"{metric} (%)" if metric.endswith("acc") else metric
+
+
 def _trace_style(style: dict[str, str], *, lines: bool = True) -> dict[str, Any]:
     look = plotly_style(style)
     out: dict[str, Any] = {"marker": {"color": look["color"], "symbol": look["symbol"],
@@ -102,7 +106,8 @@ def lr_sensitivity(report: Report, runs: pd.DataFrame) -> Any:
                                   "<extra></extra>",
                     **_trace_style(styles[name], lines=False)), row=row, col=col)
         fig.update_xaxes(type="log", title_text="learning rate", row=row, col=col)
-        fig.update_yaxes(title_text=f"{report.metric}, {report.at} epoch", row=row, col=col)
+        fig.update_yaxes(title_text=f"{_label(report.metric)}, {report.at} epoch", row=row,
+                         col=col)
     return fig
 
 
@@ -161,7 +166,7 @@ def time_vs_accuracy(report: Report) -> Any:
                 **_trace_style(styles[name], lines=False)), row=row, col=col)
             shown.add(name)
         fig.update_xaxes(title_text="training time (s)", row=row, col=col)
-        fig.update_yaxes(title_text=test, row=row, col=col)
+        fig.update_yaxes(title_text=_label(test), row=row, col=col)
     return fig
 
 
