@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -20,10 +21,14 @@ from cnnbench.cli.options import (
     ResultsArg,
     SetOpt,
     SuiteArg,
+    choice_option,
     console,
     err_console,
     print_written,
 )
+from cnnbench.suite.schema import EXECUTIONS
+
+ExecutionChoice = enum.Enum("ExecutionChoice", {e: e for e in EXECUTIONS}, type=str)
 
 
 def _load(suite_file: Path, overrides: list[str] | None, device: str | None = None):
@@ -57,6 +62,13 @@ def run(
     track: Annotated[str | None, typer.Option(
         help="log live to a tracker: mlflow:URI (a failing store never stops training)")
     ] = None,
+    execution: Annotated[ExecutionChoice | None, choice_option(
+        ExecutionChoice, "execution", "--execution",
+        help="sequential | ensemble | auto: train runs that differ only in lr, seed or "
+             "hyper-parameter values as one vectorized ensemble (auto: on CUDA only); "
+             "overrides the suite's `execution`")] = None,
+    ensemble_max: Annotated[int, typer.Option(
+        min=1, help="most runs in one ensemble (fewer where the GPU's memory holds fewer)")] = 16,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.execute.progress import make_reporter
@@ -80,7 +92,8 @@ def run(
         reporter = TrackingReporter(reporter, parse_track(track)[1], suite.name, out, suite_file)
     done = api.run(suite, specs, out, reporter=reporter, rerun=rerun,
                    rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
-                   workers=workers)
+                   workers=workers, execution=execution.value if execution else None,
+                   ensemble_max=ensemble_max)
     render_report(done.runs, console)
     if plots is not None and not done.runs.empty:
         from cnnbench.render.confidence_figures import write_confidence_figures

@@ -62,7 +62,8 @@ def profile(
     batch_sizes: Annotated[str, typer.Option(help="comma-separated")] = "32,64,128",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     precision: Annotated[Precision, choice_option(
-        Precision, "precision", "--precision", help="fp32 | bf16 | fp16 (autocast)")] = "fp32",
+        Precision, "precision", "--precision",
+        help="fp32 | bf16 | fp16 (autocast) | fp64")] = "fp32",
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
     warmup: Annotated[int, typer.Option(min=0, help="untimed steps per phase")] = 5,

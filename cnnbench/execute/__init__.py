@@ -1,2 +1,3 @@
-"""Executing a suite's runs: one after another in this process, in N local worker processes, or
-as Slurm job arrays; how progress is shown; which device and environment the runs get."""
+"""Executing a suite's runs: one after another in this process (or grouped into vectorized
+ensembles), in N local worker processes, or as Slurm job arrays; how progress is shown; which
+device and environment the runs get."""

@@ -13,6 +13,13 @@ import torch
 from cnnbench.data import DeviceData, load_dataset, resolve_augment
 from cnnbench.errors import CnnbenchError
 from cnnbench.execute.environment import environment
+from cnnbench.execute.grouping import (
+    DEFAULT_MAX_SIZE,
+    Execution,
+    plan_groups,
+    resolve_execution,
+    run_group,
+)
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.models import create_model
 from cnnbench.results.schema import FAILED, RunOutcome, RunRow, Status
@@ -44,35 +51,55 @@ def preflight(specs: list[RunSpec], data: DeviceData) -> None:
 
 def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, device: str | None,
                    data_dir: str | None, reporter: PlainReporter, fail_fast: bool,
-                   skipped: int) -> tuple[int, dict[str, int], str | None]:
-    """Train `todo` in order; returns how many ran, their statuses and the stop signal's name
+                   skipped: int, execution: Execution | None = None,
+                   ensemble_max: int = DEFAULT_MAX_SIZE) -> tuple[int, dict[str, int], str | None]:
+    """Train `todo` in order, one by one or (`execution`, default the suite's) in ensembles of
+    up to `ensemble_max` runs; returns how many ran, their statuses and the stop signal's name
     (None when the list ran to its end or stopped for --fail-fast)."""
     device = resolve_device(device or suite.device)
     use_device(device)  # a worker's (or `cuda:1`'s) GPU, before anything touches CUDA
     data = prepare_data(suite.dataset_config, device, data_dir)
     preflight(todo, data)
     env = environment(device)
+    ensemble = resolve_execution(execution or suite.execution, device) == "ensemble"
+    groups = plan_groups(todo, max_size=ensemble_max) if ensemble else [[s] for s in todo]
     reporter.start(len(todo), skipped)
-    ran, statuses = 0, {}
+    ran, statuses, failed = 0, {}, []
+
+    def write(spec: RunSpec, outcome: RunOutcome, history: list[dict], size: int) -> None:
+        row = RunRow(identity=spec.row(), hparams=outcome.optimizer_hparams or spec.hparams,
+                     device=str(device), environment=env, outcome=outcome,
+                     batch_size=len(data.train) if spec.batch_size == "full"
+                     else spec.batch_size, execution="ensemble" if size > 1 else "sequential",
+                     ensemble_size=size)
+        store.write_row(row, history)
+        if row.status is not Status.INTERRUPTED:
+            Checkpoint(store.checkpoint_path(spec.run_id), spec.run_id).remove()
+        statuses[str(row.status)] = statuses.get(str(row.status), 0) + 1
+        reporter.run_finished(spec, row.record())
+        if row.status in FAILED:
+            failed.append(f"{row.status} of {spec.run_id}")
+
+    def run_one(spec: RunSpec) -> tuple[RunOutcome, list[dict]]:
+        return _run_one(spec, data, store, reporter)
+
     try:
         with signals.graceful_stop(reporter.log):
-            for spec in todo:
+            for group in groups:
                 if signals.stop_requested():
                     break
-                ran += 1
-                reporter.run_started(spec)
-                outcome, history = _run_one(spec, data, store, reporter)
-                row = RunRow(identity=spec.row(), hparams=outcome.optimizer_hparams or spec.hparams,
-                             device=str(device), environment=env, outcome=outcome,
-                             batch_size=len(data.train) if spec.batch_size == "full"
-                             else spec.batch_size)
-                store.write_row(row, history)
-                if row.status is not Status.INTERRUPTED:
-                    Checkpoint(store.checkpoint_path(spec.run_id), spec.run_id).remove()
-                statuses[str(row.status)] = statuses.get(str(row.status), 0) + 1
-                reporter.run_finished(spec, row.record())
-                if fail_fast and row.status in FAILED:
-                    reporter.log(f"--fail-fast: stopping after {row.status} of {spec.run_id}")
+                ran += len(group)
+                for spec in group:
+                    reporter.run_started(spec)
+                if len(group) == 1:
+                    write(group[0], *run_one(group[0]), 1)
+                else:
+                    run_group(group, data, run_one=run_one, on_done=write,
+                              checkpoint=lambda run_id: Checkpoint(store.checkpoint_path(run_id),
+                                                                   run_id),
+                              on_epoch=reporter.epoch, log=reporter.log, max_size=ensemble_max)
+                if fail_fast and failed:
+                    reporter.log(f"--fail-fast: stopping after {failed[0]}")
                     break
             stopped = signals.stop_requested()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnbench.execute.grouping import DEFAULT_MAX_SIZE, Execution
 from cnnbench.execute.local import run_sequential
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.execute.workers import run_workers
@@ -16,13 +17,17 @@ from cnnbench.suite import RunSpec, Suite, expand
 def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = False,
               rerun_failed: bool = False, data_dir: str | None = None,
               reporter: PlainReporter | None = None, fail_fast: bool = False,
-              workers: int = 1, specs: list[RunSpec] | None = None) -> SuiteOutcome:
+              workers: int = 1, specs: list[RunSpec] | None = None,
+              execution: Execution | None = None,
+              ensemble_max: int = DEFAULT_MAX_SIZE) -> SuiteOutcome:
     """Run every run of the suite (or `specs`) not already in `out`; write one file per run.
 
     An unfinished run resumes from its last per-epoch checkpoint. With `rerun_failed`, runs that
     ended in error, oom or timeout run again; with `fail_fast`, the suite stops after the first
     such run; with `workers` > 1, that many processes share the runs; `specs` narrows the suite
-    to some of its runs (a shard)."""
+    to some of its runs (a shard); `execution` (default: the suite's) trains runs that differ
+    only in lr, seed or hyper-parameter values as vectorized ensembles of up to `ensemble_max`
+    (in this process; not with `workers`)."""
     out = Path(out) if out is not None else Path("results") / suite.name
     specs = expand(suite) if specs is None else specs
     store = ResultStore(out)
@@ -45,7 +50,8 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
         reporter.finish()
         return SuiteOutcome(out, 0, skipped, statuses)
     ran, new, stopped = run_sequential(suite, store, todo, device=None, data_dir=data_dir,
-                                       reporter=reporter, fail_fast=fail_fast, skipped=skipped)
+                                       reporter=reporter, fail_fast=fail_fast, skipped=skipped,
+                                       execution=execution, ensemble_max=ensemble_max)
     for status, count in new.items():
         statuses[status] = statuses.get(status, 0) + count
     if stopped:

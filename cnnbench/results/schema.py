@@ -103,6 +103,10 @@ class RunRow:
     environment: dict[str, Any]
     outcome: RunOutcome
     batch_size: int  # "full" resolved to the training set's size
+    # how it trained: alone ("sequential") or as one member of a vectorized "ensemble" of
+    # `ensemble_size` runs (train/ensemble.py); nothing else in the row differs
+    execution: str = "sequential"
+    ensemble_size: int = 1
 
     @property
     def run_id(self) -> str:
@@ -115,6 +119,7 @@ class RunRow:
     def record(self) -> dict[str, Any]:
         """The flat row, in the documented column order."""
         return {**self.identity, **hparam_columns(self.hparams), "device": self.device,
+                "execution": self.execution, "ensemble_size": self.ensemble_size,
                 **self.environment, **self.outcome.columns(), "batch_size": self.batch_size,
                 "schema_version": SCHEMA_VERSION}
 

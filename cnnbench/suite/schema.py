@@ -93,8 +93,12 @@ class Target(Strict):
 
 
 # the precisions a run or a profile can use (train/precision.py maps them to dtypes)
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "fp64"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+
+# how a suite's runs train (execute/grouping.py): one by one, or as vectorized ensembles
+Execution = Literal["sequential", "ensemble", "auto"]
+EXECUTIONS: tuple[str, ...] = typing.get_args(Execution)
 
 BatchSize = Annotated[int, Field(ge=1)] | Literal["full"]
 
@@ -109,7 +113,8 @@ class TrainConfig(Strict):
     time_limit_s: float | None = Field(None, gt=0, description="stop a run as `timeout` after")
     # unset (None) means fp32 / off, and keeps the run_ids of suites that do not use them
     precision: Precision | None = Field(
-        None, description="fp32 (default), or bf16/fp16 autocast (fp16 with a GradScaler)")
+        None, description="fp32 (default), bf16/fp16 autocast (fp16 with a GradScaler), or fp64 "
+        "(float64 weights and inputs: reference runs)")
     channels_last: bool | None = Field(None, description="NHWC memory layout (default false)")
     compile: bool | None = Field(None, description="torch.compile the model (default false)")
 
@@ -166,6 +171,9 @@ class Suite(Strict):
     train: TrainConfig = TrainConfig()
     seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = 1
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    # sequential: one run after another; ensemble: runs that differ only in lr, seed or optimizer
+    # hyper-parameter values train as one vectorized ensemble; auto: the ensemble on CUDA only
+    execution: Execution = "sequential"
     matrix: Matrix
     include: list[IncludeEntry] = []
     exclude: list[ExcludeEntry] = []

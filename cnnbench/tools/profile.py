@@ -29,7 +29,13 @@ from cnnbench.render.numbers import DASH, fmt_bytes, fmt_flops, fmt_si
 from cnnbench.results.schema import Status
 from cnnbench.train.devices import device_name, use_device
 from cnnbench.train.flops import count_flops
-from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
+from cnnbench.train.precision import (
+    autocast,
+    grad_scaler,
+    param_dtype,
+    prepare_model,
+    to_layout,
+)
 from cnnbench.train.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
 
 WARMUP = 5
@@ -71,7 +77,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned in the warm-up steps
     net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,
-                       image_size=input_shape[1]).to(device)
+                       image_size=input_shape[1]).to(device, param_dtype(precision))
     forward_flops, train_flops = count_flops(net, input_shape)
     params = count_parameters(net)
     runner = prepare_model(net, channels_last=channels_last, compile=compile)
@@ -97,7 +103,8 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
 
     rows = []
     for batch in batch_sizes:
-        x = to_layout(torch.randn(batch, *input_shape, device=device), channels_last)
+        x = to_layout(torch.randn(batch, *input_shape, device=device,
+                                  dtype=param_dtype(precision)), channels_last)
         y = torch.randint(0, num_classes, (batch,), device=device)
         for phase, step, flops in (("inference", infer, forward_flops),
                                    ("train", train, train_flops)):

@@ -85,7 +85,7 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
     memory = MemoryProbe(data.device)
     if "memory" in spec.probes:
         memory.start()
-    trainer, resumed = _resume(spec, data, checkpoint, log)
+    trainer, resumed = resume_trainer(spec, data, checkpoint, log)
     history: list[dict[str, Any]] = list(resumed["history"]) if resumed is not None else []
     if resumed is not None:
         started, wall_start = resumed["start_time"], wall_start - resumed["wall_s"]
@@ -107,12 +107,22 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
         status, message = Status.DIVERGED, str(exc)
     except TimedOut as exc:
         status, message = Status.TIMEOUT, str(exc)
-    wall_s = time.perf_counter() - wall_start
+    outcome = build_outcome(spec, data, trainer, history, status=status, message=message,
+                            resumed=resumed, started=started,
+                            wall_s=time.perf_counter() - wall_start, memory=memory)
+    return RunResult(outcome, history)
+
+
+def build_outcome(spec: RunSpec, data: DeviceData, trainer: Trainer,
+                  history: list[dict[str, Any]], *, status: Status, message: str,
+                  resumed: dict[str, Any] | None, started: float, wall_s: float,
+                  memory: MemoryProbe) -> RunOutcome:
+    """The `runs` columns of a run that trained (or started to) with `trainer`."""
     epochs_done = max(0, len(history) - 1)
     final = history[-1] if history else {}
     val_accs = [r["val_acc"] for r in history[1:] if not math.isnan(r["val_acc"])]
     val_losses = [r["val_loss"] for r in history[1:] if not math.isnan(r["val_loss"])]
-    outcome = RunOutcome(
+    return RunOutcome(
         status=status,
         message=message,
         epochs_done=epochs_done,
@@ -141,11 +151,10 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
         optimizer_hparams=dict(trainer.optimizer.defaults),
         grad_norms=trainer.grad_norm_rows,
     )
-    return RunResult(outcome, history)
 
 
-def _resume(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | None,
-            log) -> tuple[Trainer, dict[str, Any] | None]:
+def resume_trainer(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | None,
+                   log) -> tuple[Trainer, dict[str, Any] | None]:
     """A fresh trainer, or one restored from the run's checkpoint (returned too); a checkpoint
     from another device type is set aside, and `log` says so."""
     trainer = Trainer(spec, data)

@@ -34,7 +34,8 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], *, backward: boo
     state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
              if meta else t for name, t in [*model.named_parameters(), *model.named_buffers()]}
     device = "meta" if meta else next(iter(state.values()), torch.empty(0)).device
-    x = torch.zeros((batch, *input_shape), device=device)
+    dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
+    x = torch.zeros((batch, *input_shape), device=device, dtype=dtype)  # fp64 models take fp64
     with FlopCounterMode(display=False) as forward:
         functional_call(model, state, (x,))
     if not backward:

@@ -1,4 +1,5 @@
-"""How a model executes: precision (fp32, or bf16/fp16 autocast), channels_last, torch.compile.
+"""How a model executes: precision (fp32, bf16/fp16 autocast, or fp64 weights), channels_last,
+torch.compile.
 
 Shared by `engine` (suite keys train.precision, train.channels_last, train.compile) and
 `profile`, so that a profile measures exactly what a run trains.
@@ -13,9 +14,15 @@ import torch.nn as nn
 
 from cnnbench.suite.schema import Precision
 
-# one dtype per word of the suite's vocabulary (suite/schema.py PRECISIONS)
+# the autocast dtype of each word of the suite's vocabulary (suite/schema.py PRECISIONS)
 DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
-                                               "fp16": torch.float16}
+                                               "fp16": torch.float16, "fp64": None}
+
+
+def param_dtype(precision: str) -> torch.dtype:
+    """The dtype of weights, inputs and loss sums: float64 for fp64 (reference runs, where two
+    ways of computing the same run agree to 1e-12, not float32's 1e-7), else float32."""
+    return torch.float64 if precision == "fp64" else torch.float32
 
 
 def autocast(device: torch.device, precision: str):

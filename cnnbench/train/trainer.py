@@ -19,7 +19,13 @@ from cnnbench.optim import create_optimizer
 from cnnbench.optim.schedules import create_schedule
 from cnnbench.suite import RunSpec
 from cnnbench.train import signals
-from cnnbench.train.precision import autocast, grad_scaler, prepare_model, to_layout
+from cnnbench.train.precision import (
+    autocast,
+    grad_scaler,
+    param_dtype,
+    prepare_model,
+    to_layout,
+)
 from cnnbench.train.probes import (
     NullTimer,
     StepTimer,
@@ -42,15 +48,16 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DeviceData, split: Split | None,
-             batch_size: int) -> tuple[float, float]:
-    """Mean loss and accuracy (a fraction) over a split; NaN for an absent split."""
+             batch_size: int, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+    """Mean loss and accuracy (a fraction) over a split; NaN for an absent split. `dtype`: the
+    model's (its inputs and the loss sum are cast to it)."""
     if split is None or len(split) == 0:
         return math.nan, math.nan
     model.eval()
-    loss_sum = torch.zeros((), device=data.device)
+    loss_sum = torch.zeros((), device=data.device, dtype=dtype)
     correct = torch.zeros((), device=data.device, dtype=torch.long)
     for x, y in data.eval_batches(split, batch_size):
-        logits = model(x)
+        logits = model(x.to(dtype))
         loss_sum += loss_fn(logits, y, "sum")
         correct += (logits.argmax(1) == y).sum()
     n = len(split)
@@ -89,12 +96,13 @@ class Trainer:
     def __init__(self, spec: RunSpec, data: DeviceData) -> None:
         self.spec, self.data, self.device = spec, data, data.device
         channels, size, _ = data.shape
+        self.precision = spec.train.get("precision") or "fp32"
+        self.dtype = param_dtype(self.precision)  # float64 weights, inputs and sums for fp64
         torch.manual_seed(spec.seed)  # weights and dropout
         self.model = create_model(spec.model, in_channels=channels, num_classes=data.num_classes,
-                                  image_size=size, **spec.model_kwargs).to(self.device)
+                                  image_size=size, **spec.model_kwargs).to(self.device, self.dtype)
         self.optimizer = create_optimizer(spec.optimizer_name, self.model.parameters(),
                                           **spec.hparams)
-        self.precision = spec.train.get("precision") or "fp32"
         self.channels_last = bool(spec.train.get("channels_last"))
         self.compile = bool(spec.train.get("compile"))
         self.net = prepare_model(self.model, channels_last=self.channels_last,
@@ -125,7 +133,7 @@ class Trainer:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.precision):
-            return self.net(to_layout(x, self.channels_last))
+            return self.net(to_layout(x.to(self.dtype), self.channels_last))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns the summed loss and the correct count, on the device."""
@@ -156,7 +164,7 @@ class Trainer:
                              out: dict[str, torch.Tensor]) -> torch.Tensor:
         """∇L = 1/n Σ ∇loss_i, accumulated over chunks that fit in memory."""
         n, chunk = len(y), self.spec.train["eval_batch_size"]
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device, dtype=self.dtype)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for start in range(0, n, chunk):
             logits = self.forward(x[start:start + chunk])
@@ -189,7 +197,7 @@ class Trainer:
 
     def train_epoch(self) -> tuple[float, float]:
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device, dtype=self.dtype)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         if self.full_batch:
             batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y)])
@@ -248,12 +256,17 @@ class Trainer:
         self.grad_norm_rows += [{"run_id": self.spec.run_id, "epoch": epoch, "step": self.steps,
                                  **row} for row in grad_norms(self.model)]
 
-    def evaluate_row(self, epoch: int, train_loss: float, train_acc: float) -> dict[str, Any]:
+    def evaluate_row(self, epoch: int, train_loss: float, train_acc: float,
+                     scores: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
+        """The history row after `epoch`; `scores` (val loss, val acc, test loss, test acc) when
+        the caller evaluated the model already (an ensemble evaluates its members at once)."""
         start = time.perf_counter()
         batch = self.spec.train["eval_batch_size"]
-        with autocast(self.device, self.precision):
-            val_loss, val_acc = evaluate(self.net, self.data, self.data.val, batch)
-            test_loss, test_acc = evaluate(self.net, self.data, self.data.test, batch)
+        if scores is None:
+            with autocast(self.device, self.precision):
+                scores = (*evaluate(self.net, self.data, self.data.val, batch, self.dtype),
+                          *evaluate(self.net, self.data, self.data.test, batch, self.dtype))
+        val_loss, val_acc, test_loss, test_acc = scores
         if self.grad_norm_rows is not None:
             self.record_grad_norms(epoch)
         self.eval_s += time.perf_counter() - start

@@ -1,0 +1,324 @@
+"""Several runs of one network trained at once, as one vectorized ensemble (`torch.func`).
+
+The members differ only in lr, seed or optimizer hyper-parameter values (execute/grouping.py
+decides who trains together). Each member is a plain `Trainer` — its own model, optimizer,
+schedule, data-order generator and counters — so that its checkpoint, history and result row
+are exactly what it would have had alone. Only the forward and backward passes are shared:
+
+- each step stacks the members' parameters (`torch.stack`, so gradients flow back to each
+  member's own tensors) and runs `functional_call` under `vmap`, every member on its own batch
+  (in_dims 0). `torch.func.stack_module_state` is not used for the parameters: it makes new
+  leaves, and the members' stock optimizers would no longer see their gradients;
+- BatchNorm running statistics live in one stacked tensor per buffer that BatchNorm updates in
+  place under `vmap`; the members' modules hold views of it;
+- then every member's own optimizer and schedule step, so any `torch.optim` optimizer works.
+
+Without dropout a member's numbers equal its sequential run's up to rounding (1e-12 in fp64);
+dropout draws with `randomness="different"`, equal in distribution only. A member that diverges
+is frozen and reported at once while the others go on. Times are shared out: a member's train
+and eval time is the ensemble's divided by the members that trained in it, its wall time, step
+times and peak memory the ensemble's divided by K (the ensemble's size).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.func import functional_call, vmap
+
+from cnnbench.data import DeviceData
+from cnnbench.results.schema import Status
+from cnnbench.suite import RunSpec
+from cnnbench.train import signals
+from cnnbench.train.checkpoint import Checkpoint
+from cnnbench.train.engine import RunResult, TimedOut, build_outcome, resume_trainer, time_limit
+from cnnbench.train.precision import autocast
+from cnnbench.train.probes import MemoryProbe, NullTimer, StepTimer
+from cnnbench.train.trainer import Diverged, Trainer, loss_fn
+
+MemberDone = Callable[[RunSpec, RunResult], None]
+
+
+class SharedTimer(NullTimer):
+    """A member's view of the ensemble's step timer: each time divided by the ensemble's size."""
+
+    def __init__(self, timer: StepTimer, size: int) -> None:
+        super().__init__()
+        self.timer, self.size = timer, size
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v if k == "warmup_steps" else v / self.size
+                for k, v in self.timer.summary().items()}
+
+
+class SharedMemory(MemoryProbe):
+    """A member's share of the ensemble's peak memory: the peak divided by the ensemble's size."""
+
+    def __init__(self, probe: MemoryProbe, size: int) -> None:
+        super().__init__(probe.device)
+        self.probe, self.size = probe, size
+
+    def summary(self) -> dict[str, Any]:
+        return {k: None if v is None else v // self.size for k, v in self.probe.summary().items()}
+
+
+@dataclass
+class Member:
+    """One run inside the ensemble."""
+
+    spec: RunSpec
+    trainer: Trainer
+    history: list[dict[str, Any]]
+    resumed: dict[str, Any] | None
+    checkpoint: Checkpoint | None
+    started: float  # the run's start time (an earlier session's, when resumed)
+    earlier_wall_s: float  # wall time of earlier sessions
+    params: list[torch.Tensor]
+    done: bool = False
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history) - 1
+
+
+def _set_buffer(module: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    owner, _, leaf = name.rpartition(".")
+    module.get_submodule(owner)._buffers[leaf] = value
+
+
+class Ensemble:
+    """Train `specs` (one network, one dataset, one batch size and schedule) as one ensemble;
+    each member resumes from its own checkpoint when it has one and saves one per epoch."""
+
+    def __init__(self, specs: list[RunSpec], data: DeviceData, *,
+                 checkpoints: list[Checkpoint | None] | None = None, log=None) -> None:
+        self.data, self.device, self.size = data, data.device, len(specs)
+        checkpoints = checkpoints or [None] * len(specs)
+        self.members: list[Member] = []
+        for spec, checkpoint in zip(specs, checkpoints):
+            trainer, resumed = resume_trainer(spec, data, checkpoint, log)
+            self.members.append(Member(
+                spec, trainer, list(resumed["history"]) if resumed else [], resumed, checkpoint,
+                resumed["start_time"] if resumed else time.time(),
+                resumed["wall_s"] if resumed else 0.0,
+                [p for _, p in trainer.model.named_parameters()]))
+        first = self.members[0]
+        self.spec, self.precision, self.dtype = first.spec, first.trainer.precision, \
+            first.trainer.dtype
+        # the module `functional_call` runs: the architecture only, its tensors on meta
+        self.base = copy.deepcopy(first.trainer.model).to("meta")
+        self.param_names = [n for n, _ in first.trainer.model.named_parameters()]
+        self.buffer_names = [n for n, _ in first.trainer.model.named_buffers()]
+        self.buffers: dict[str, torch.Tensor] = {}
+        self._stacked_for: tuple[int, ...] = ()
+        self.timer = StepTimer(self.device) if "time" in first.spec.probes else NullTimer()
+        self.memory = MemoryProbe(self.device)
+        for member in self.members:
+            member.trainer.timer = SharedTimer(self.timer, self.size)
+        self._train_call = vmap(self._train_loss, in_dims=(0, 0, 0, 0), randomness="different")
+        self._eval_call = vmap(self._eval_loss, in_dims=(0, 0, None, None),
+                               randomness="different")
+        self._wall_start = time.perf_counter()
+
+    # ─── the vectorized passes ─────────────────────────────────────────────────────────────────
+
+    def _logits(self, params, buffers, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def _train_loss(self, params, buffers, x, y):
+        logits = self._logits(params, buffers, x)
+        return loss_fn(logits, y), (logits.argmax(1) == y).sum()
+
+    def _eval_loss(self, params, buffers, x, y):
+        logits = self._logits(params, buffers, x)
+        return loss_fn(logits, y, "sum"), (logits.argmax(1) == y).sum()
+
+    def _stack(self, group: list[Member]) -> dict[str, torch.Tensor]:
+        """The group's parameters stacked (differentiable), its buffers stacked once per group
+        change (the members' modules then hold views of the stacked buffers)."""
+        key = tuple(id(m) for m in group)
+        if key != self._stacked_for and self.buffer_names:
+            models = [dict(m.trainer.model.named_buffers()) for m in group]
+            self.buffers = {n: torch.stack([b[n] for b in models]) for n in self.buffer_names}
+            for k, member in enumerate(group):
+                for name in self.buffer_names:
+                    _set_buffer(member.trainer.model, name, self.buffers[name][k])
+        self._stacked_for = key
+        return {n: torch.stack([m.params[i] for m in group])
+                for i, n in enumerate(self.param_names)}
+
+    def step(self, group: list[Member], xs: torch.Tensor,
+              ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step of every member of `group`; per-member summed losses and correct
+        counts, on the device."""
+        for member in group:
+            member.trainer.optimizer.zero_grad(set_to_none=True)
+            member.trainer.lr_used = member.trainer.optimizer.param_groups[0]["lr"]
+        params = self._stack(group)
+        with autocast(self.device, self.precision):
+            losses, correct = self._train_call(params, self.buffers, xs.to(self.dtype), ys)
+        # d(Σ_k loss_k)/dθ_k = dloss_k/dθ_k: each member gets its own run's gradient
+        losses.sum().backward()
+        for member in group:
+            member.trainer.optimizer.step()
+            member.trainer.scheduler.step()
+        return losses.detach() * ys.shape[1], correct
+
+    def dry_step(self) -> None:
+        """One training step of every member on its first batch (a memory measurement)."""
+        self.base.train()
+        batches = [next(m.trainer.data.train_batches(m.trainer.batch_size, m.trainer.generator))
+                   for m in self.members]
+        self.step(self.members, torch.stack([x for x, _ in batches]),
+                   torch.stack([y for _, y in batches]))
+
+    # ─── epochs ────────────────────────────────────────────────────────────────────────────────
+
+    def _train_epoch(self, group: list[Member], on_done: MemberDone) -> dict[int, tuple]:
+        """One epoch of `group`; returns {id(member): (train loss, train acc)} of the members
+        that did not diverge (those are frozen and reported as they go)."""
+        self.base.train()
+        active = list(group)
+        index = {id(m): i for i, m in enumerate(group)}
+        loss_sum = torch.zeros(len(group), device=self.device, dtype=self.dtype)
+        correct = torch.zeros(len(group), device=self.device, dtype=torch.long)
+        batches = {id(m): m.trainer.data.train_batches(m.trainer.batch_size, m.trainer.generator)
+                   for m in group}
+        start = time.perf_counter()
+        self.timer.data_start()
+        while active:
+            pairs = [next(batches[id(m)], None) for m in active]
+            if pairs[0] is None:
+                break
+            self.timer.compute_start()
+            ys = torch.stack([y for _, y in pairs])
+            step_loss, step_correct = self.step(active, torch.stack([x for x, _ in pairs]), ys)
+            frozen = []
+            for k, member in enumerate(active):
+                trainer = member.trainer
+                trainer.steps += 1
+                trainer.samples += ys.shape[1]
+                try:
+                    trainer.guard(step_loss[k], ys.shape[1])
+                except Diverged as exc:
+                    frozen.append((member, str(exc)))
+                    continue
+                if trainer.steps == 1 and trainer.grad_norm_rows is not None:
+                    trainer.record_grad_norms(0)
+            signals.check()
+            rows = torch.tensor([index[id(m)] for m in active], device=self.device)
+            loss_sum.index_add_(0, rows, step_loss)
+            correct.index_add_(0, rows, step_correct)
+            for member, message in frozen:
+                active.remove(member)
+                self._finish(member, Status.DIVERGED, message, on_done)
+            self.timer.data_start()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        share_s = (time.perf_counter() - start) / len(group)
+        self.timer.epoch_end()
+        n = len(self.data.train)
+        losses, corrects = loss_sum.tolist(), correct.tolist()
+        results = {}
+        for member in active:
+            member.trainer.train_s += share_s
+            results[id(member)] = (losses[index[id(member)]] / n, corrects[index[id(member)]] / n)
+        return results
+
+    @torch.no_grad()
+    def _scores(self, group: list[Member]) -> list[tuple[float, float, float, float]]:
+        """Val and test loss and accuracy of each member of `group`, evaluated at once."""
+        self.base.eval()
+        params = {n: t.detach() for n, t in self._stack(group).items()}
+        batch = self.spec.train["eval_batch_size"]
+        columns: list[list[float]] = []
+        for split in (self.data.val, self.data.test):
+            if split is None or len(split) == 0:
+                columns += [[math.nan] * len(group)] * 2
+                continue
+            loss_sum = torch.zeros(len(group), device=self.device, dtype=self.dtype)
+            correct = torch.zeros(len(group), device=self.device, dtype=torch.long)
+            with autocast(self.device, self.precision):
+                for x, y in self.data.eval_batches(split, batch):
+                    part, hits = self._eval_call(params, self.buffers, x.to(self.dtype), y)
+                    loss_sum += part
+                    correct += hits
+            columns += [[v / len(split) for v in loss_sum.tolist()],
+                        [v / len(split) for v in correct.tolist()]]
+        return list(zip(*columns))
+
+    def _evaluate(self, group: list[Member], epoch: int, train: dict[int, tuple],
+                  on_epoch) -> None:
+        start = time.perf_counter()
+        scores = self._scores(group)
+        share_s = (time.perf_counter() - start) / len(group)
+        for member, score in zip(group, scores):
+            train_loss, train_acc = train.get(id(member), (math.nan, math.nan))
+            member.history.append(member.trainer.evaluate_row(epoch, train_loss, train_acc,
+                                                              score))
+            member.trainer.eval_s += share_s
+            if epoch == 0:
+                continue
+            if member.checkpoint is not None:
+                self._save(member)
+            if on_epoch is not None:
+                on_epoch(member.spec, epoch, member.history[-1])
+
+    def _wall_s(self, member: Member) -> float:
+        return member.earlier_wall_s + (time.perf_counter() - self._wall_start) / self.size
+
+    def _save(self, member: Member) -> None:
+        state = member.trainer.state_dict()
+        # the buffers are views of the stacked ones: clone, or torch.save writes all K members'
+        state["model"] = {k: v.clone() for k, v in state["model"].items()}
+        member.checkpoint.save({"epoch": member.epochs_done, "start_time": member.started,
+                                "history": member.history, "wall_s": self._wall_s(member),
+                                "trainer": state})
+
+    def _finish(self, member: Member, status: Status, message: str,
+                on_done: MemberDone) -> None:
+        member.done = True
+        outcome = build_outcome(member.spec, self.data, member.trainer, member.history,
+                                status=status, message=message, resumed=member.resumed,
+                                started=member.started, wall_s=self._wall_s(member),
+                                memory=SharedMemory(self.memory, self.size))
+        on_done(member.spec, RunResult(outcome, member.history))
+
+    def run(self, on_done: MemberDone, on_epoch=None) -> None:
+        """Train every member to its last epoch; `on_done(spec, result)` once per member, as soon
+        as it ends (diverged members mid-way). The members behind (resumed from an older
+        checkpoint) train first until all are at the same epoch. A stop signal or the time
+        limit (`time_limit_s` × K for the ensemble) ends every member still training."""
+        if "memory" in self.spec.probes:
+            self.memory.start()
+        epochs = self.spec.train["epochs"]
+        limit = self.spec.train.get("time_limit_s")
+        self._wall_start = time.perf_counter()
+        try:
+            with time_limit(limit * self.size if limit else None):
+                while live := [m for m in self.members if not m.done]:
+                    fresh = [m for m in live if not m.history]
+                    if fresh:
+                        self._evaluate(fresh, 0, {}, on_epoch)
+                    behind = min(m.epochs_done for m in live)
+                    for member in [m for m in live if m.epochs_done >= epochs]:
+                        self._finish(member, Status.OK, "", on_done)
+                    if behind >= epochs:
+                        break
+                    group = [m for m in live if m.epochs_done == behind]
+                    train = self._train_epoch(group, on_done)
+                    self._evaluate([m for m in group if not m.done], behind + 1, train, on_epoch)
+        except signals.Interrupted as exc:
+            for member in [m for m in self.members if not m.done]:
+                done = member.epochs_done
+                self._finish(member, Status.INTERRUPTED, f"{exc} during epoch {done + 1}; re-run "
+                             f"to resume after epoch {done}", on_done)
+        except TimedOut as exc:
+            for member in [m for m in self.members if not m.done]:
+                self._finish(member, Status.TIMEOUT, str(exc), on_done)
