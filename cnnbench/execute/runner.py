@@ -27,8 +27,10 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     such run; with `workers` > 1, that many processes share the runs; `specs` narrows the suite
     to some of its runs (a shard); `execution` (default: the suite's) trains runs that differ
     only in lr, seed or hyper-parameter values as vectorized ensembles of up to `ensemble_max`
-    (in this process; not with `workers`)."""
+    (with `workers`, each worker groups its own share, up to the default size)."""
     out = Path(out) if out is not None else Path("results") / suite.name
+    if execution is not None:  # as if the suite said so: workers read it from there
+        suite = suite.model_copy(update={"execution": execution})
     specs = expand(suite) if specs is None else specs
     store = ResultStore(out)
     store.prepare()
@@ -51,7 +53,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
         return SuiteOutcome(out, 0, skipped, statuses)
     ran, new, stopped = run_sequential(suite, store, todo, device=None, data_dir=data_dir,
                                        reporter=reporter, fail_fast=fail_fast, skipped=skipped,
-                                       execution=execution, ensemble_max=ensemble_max)
+                                       ensemble_max=ensemble_max)
     for status, count in new.items():
         statuses[status] = statuses.get(status, 0) + count
     if stopped:
