@@ -41,10 +41,10 @@ def _suite(**sections):
     return validate_suite({**SUITE, **sections})
 
 
-def _specs(model="mlp", members=MEMBERS, **train):
+def _specs(model="mlp", members=MEMBERS, dataset=SUITE["dataset"], **train):
     specs = []
     for name, options, lr, seed in members:
-        suite = _suite(train={**SUITE["train"], **train}, seeds=[seed],
+        suite = _suite(dataset=dataset, train={**SUITE["train"], **train}, seeds=[seed],
                        matrix={"model": [model], "optimizer": [{"name": name, **options}],
                                "lr": [lr]})
         specs += expand(suite)
@@ -105,6 +105,19 @@ def test_fp32_first_steps_agree(data):
     ens = _ensemble(specs, data)
     for spec in specs:
         _assert_same_history(train(spec, data).history, ens[spec.run_id].history, 1e-5)
+
+
+def test_dropout_members_train_and_start_where_their_sequential_runs_start():
+    """keras_cnn has dropout: members draw their own masks (equal in distribution only), but
+    the evaluation at initialisation is the sequential run's."""
+    dataset = {**SUITE["dataset"], "image_size": 16}
+    data16 = prepare_data(_suite(dataset=dataset).dataset_config, torch.device("cpu"))
+    specs = _specs("keras_cnn", MEMBERS[2:], dataset)
+    ens = _ensemble(specs, data16)
+    for spec in specs:
+        result = ens[spec.run_id]
+        assert result.outcome.status == "ok" and math.isfinite(result.outcome.train_loss)
+        _assert_same_history(train(spec, data16).history[:1], result.history[:1], 1e-9)
 
 
 def test_a_diverging_member_is_frozen_and_the_others_go_on(data):
