@@ -190,6 +190,9 @@ class Ensemble:
         correct = torch.zeros(len(group), device=self.device, dtype=torch.long)
         batches = {id(m): m.trainer.data.train_batches(m.trainer.batch_size, m.trainer.generator)
                    for m in group}
+        # which rows of the sums the active members fill (rebuilt when one freezes: a host list
+        # turned into a CUDA tensor every step would synchronize every step)
+        rows = torch.arange(len(group), device=self.device)
         start = time.perf_counter()
         self.timer.data_start()
         while active:
@@ -212,12 +215,13 @@ class Ensemble:
                 if trainer.steps == 1 and trainer.grad_norm_rows is not None:
                     trainer.record_grad_norms(0)
             signals.check()
-            rows = torch.tensor([index[id(m)] for m in active], device=self.device)
             loss_sum.index_add_(0, rows, step_loss)
             correct.index_add_(0, rows, step_correct)
             for member, message in frozen:
                 active.remove(member)
                 self._finish(member, Status.DIVERGED, message, on_done)
+            if frozen:
+                rows = torch.tensor([index[id(m)] for m in active], device=self.device)
             self.timer.data_start()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
