@@ -182,7 +182,8 @@ class Ensemble:
 
     def _train_epoch(self, group: list[Member], on_done: MemberDone) -> dict[int, tuple]:
         """One epoch of `group`; returns {id(member): (train loss, train acc)} of the members
-        that did not diverge (those are frozen and reported as they go)."""
+        that did not diverge (those are frozen and reported as they go). Each member's steps,
+        guard reads and train_s follow `Trainer.train_epoch` exactly."""
         self.base.train()
         active = list(group)
         index = {id(m): i for i, m in enumerate(group)}
@@ -194,45 +195,60 @@ class Ensemble:
         # turned into a CUDA tensor every step would synchronize every step)
         rows = torch.arange(len(group), device=self.device)
         start = time.perf_counter()
-        self.timer.data_start()
-        while active:
-            pairs = [next(batches[id(m)], None) for m in active]
-            if pairs[0] is None:
-                break
-            self.timer.compute_start()
-            ys = torch.stack([y for _, y in pairs])
-            step_loss, step_correct = self.step(active, torch.stack([x for x, _ in pairs]), ys)
-            frozen = []
-            for k, member in enumerate(active):
-                trainer = member.trainer
-                trainer.steps += 1
-                trainer.samples += ys.shape[1]
-                try:
-                    trainer.guard(step_loss[k], ys.shape[1])
-                except Diverged as exc:
-                    frozen.append((member, str(exc)))
-                    continue
-                if trainer.steps == 1 and trainer.grad_norm_rows is not None:
-                    trainer.record_grad_norms(0)
-            signals.check()
-            loss_sum.index_add_(0, rows, step_loss)
-            correct.index_add_(0, rows, step_correct)
-            for member, message in frozen:
-                active.remove(member)
-                self._finish(member, Status.DIVERGED, message, on_done)
-            if frozen:
-                rows = torch.tensor([index[id(m)] for m in active], device=self.device)
+
+        def share_s() -> float:  # a member's share of the epoch's time so far
+            return (time.perf_counter() - start) / len(group)
+
+        try:
             self.timer.data_start()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        share_s = (time.perf_counter() - start) / len(group)
-        self.timer.epoch_end()
+            while active:
+                pairs = [next(batches[id(m)], None) for m in active]
+                if pairs[0] is None:
+                    break
+                self.timer.compute_start()
+                ys = torch.stack([y for _, y in pairs])
+                step_loss, step_correct = self.step(active, torch.stack([x for x, _ in pairs]),
+                                                    ys)
+                frozen = []
+                for k, member in enumerate(active):
+                    trainer = member.trainer
+                    trainer.steps += 1
+                    trainer.samples += ys.shape[1]
+                    try:
+                        trainer.guard(step_loss[k], ys.shape[1])
+                    except Diverged as exc:
+                        frozen.append((member, str(exc)))
+                        continue
+                    if trainer.steps == 1 and trainer.grad_norm_rows is not None:
+                        trainer.record_grad_norms(0)
+                signals.check()
+                loss_sum.index_add_(0, rows, step_loss)
+                correct.index_add_(0, rows, step_correct)
+                for member, message in frozen:
+                    active.remove(member)
+                    member.trainer.train_s += share_s()  # its partial epoch, as alone
+                    self._finish(member, Status.DIVERGED, message, on_done)
+                if frozen:
+                    rows = torch.tensor([index[id(m)] for m in active], device=self.device)
+                self.timer.data_start()
+        finally:  # stopped mid-epoch (signal, time limit): the partial epoch counts, as alone
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            for member in active:
+                member.trainer.train_s += share_s()
+            self.timer.epoch_end()
         n = len(self.data.train)
         losses, corrects = loss_sum.tolist(), correct.tolist()
         results = {}
         for member in active:
-            member.trainer.train_s += share_s
-            results[id(member)] = (losses[index[id(member)]] / n, corrects[index[id(member)]] / n)
+            i = index[id(member)]
+            try:  # the steps between two guard reads: their NaN is in the epoch's sum
+                member.trainer.check_loss(losses[i] / n, f"(the epoch's mean) by step "
+                                                         f"{member.trainer.steps}")
+            except Diverged as exc:
+                self._finish(member, Status.DIVERGED, str(exc), on_done)
+                continue
+            results[id(member)] = (losses[i] / n, corrects[i] / n)
         return results
 
     @torch.no_grad()
@@ -299,6 +315,8 @@ class Ensemble:
         as it ends (diverged members mid-way). The members behind (resumed from an older
         checkpoint) train first until all are at the same epoch. A stop signal or the time
         limit (`time_limit_s` × K for the ensemble) ends every member still training."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # as engine.train: autotuned once per shape
         if "memory" in self.spec.probes:
             self.memory.start()
         epochs = self.spec.train["epochs"]
