@@ -86,7 +86,7 @@ def measure(model: str, size: int, device: torch.device, args) -> tuple[float, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", default=None,
+    parser.add_argument("--devices", "--device", default=None,
                         help="comma-separated (default: cpu, and cuda when present)")
     parser.add_argument("--models", default="keras_cnn,resnet20")
     parser.add_argument("--sizes", default="1,2,4,8,16", help="ensemble sizes K")
@@ -108,6 +108,7 @@ def main() -> None:
           f"CPU threads; samples/s of all K members together")
     print(f"{'device':<8} {'model':<10} {'K':>3} {'sequential/s':>13} {'ensemble/s':>11} "
           f"{'ratio':>6}")
+    goal = []  # the figure, last: gpu_check.sh's summary shows the last line
     for name in devices:
         device = resolve_device(name)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -116,7 +117,12 @@ def main() -> None:
                 seq, ens = measure(model, size, device, args)
                 print(f"{device.type:<8} {model:<10} {size:>3} {seq:>13,.0f} {ens:>11,.0f} "
                       f"{ens / seq:>6.2f}", flush=True)
+                if (model, size) == ("keras_cnn", 8):
+                    goal.append(f"{label} {ens / seq:.2f}×")
         print(f"({name}: {label})")
+    if goal:
+        print(f"keras_cnn, K=8, batch {args.batch}, ensemble/sequential: {', '.join(goal)} "
+              "(goal on one H100/H200 at batch 128: ≥ 5×)")
 
 
 if __name__ == "__main__":
