@@ -16,6 +16,7 @@ from cnnbench.execute.grouping import plan_groups, resolve_execution
 from cnnbench.execute.local import prepare_data
 from cnnbench.suite import expand, validate_suite
 from cnnbench.train import signals
+from cnnbench.train import trainer as trainer_module
 from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.engine import train
 from cnnbench.train.ensemble import Ensemble
@@ -120,7 +121,11 @@ def test_dropout_members_train_and_start_where_their_sequential_runs_start():
         _assert_same_history(train(spec, data16).history[:1], result.history[:1], 1e-9)
 
 
-def test_a_diverging_member_is_frozen_and_the_others_go_on(data):
+@pytest.mark.parametrize("interval", [1, 1000])
+def test_a_diverging_member_is_frozen_and_the_others_go_on(data, monkeypatch, interval):
+    """Interval 1: the guard reads every step (CPU); 1000: only the first step and each epoch's
+    mean (as on CUDA, every 25 steps), the way a divergence between two reads is caught."""
+    monkeypatch.setattr(trainer_module, "check_interval", lambda device: interval)
     specs = _specs(members=[("sgd", {}, 0.05, 0), ("sgd", {}, 1e4, 0), ("adam", {}, 0.003, 1)],
                    epochs=3)
     ens = _ensemble(specs, data)
@@ -134,6 +139,8 @@ def test_a_diverging_member_is_frozen_and_the_others_go_on(data):
         assert result.outcome.steps == seq.outcome.steps
         _assert_same_history(seq.history, result.history, 1e-9)
     assert order == ["ok", "diverged", "ok"]
+    message = ens[specs[1].run_id].outcome.message
+    assert ("epoch's mean" in message) == (interval == 1000), message
 
 
 def test_members_resume_from_their_own_checkpoints(data, tmp_path):
