@@ -207,6 +207,8 @@ def test_run_suite_as_ensembles_writes_the_rows_a_sequential_run_writes(tmp_path
     assert set(runs_seq["execution"]) == {"sequential"}
     assert set(runs_ens["execution"]) == {"ensemble"}
     assert sorted(runs_ens["ensemble_size"]) == [2, 2, 4, 4, 4, 4]
+    for _, members in runs_ens.groupby("ensemble_size"):  # times are the ensemble's, shared
+        assert members["wall_s"].nunique() == members["train_s"].nunique() == 1
     columns = ["run_id", "epoch", "step", "samples", "lr", "train_loss", "val_loss", "test_acc"]
     a = hist_seq[columns].sort_values(["run_id", "epoch"]).reset_index(drop=True)
     b = hist_ens[columns].sort_values(["run_id", "epoch"]).reset_index(drop=True)

@@ -290,8 +290,9 @@ class Ensemble:
             if on_epoch is not None:
                 on_epoch(member.spec, epoch, member.history[-1])
 
-    def _wall_s(self, member: Member) -> float:
-        return member.earlier_wall_s + (time.perf_counter() - self._wall_start) / self.size
+    def _wall_s(self, member: Member, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        return member.earlier_wall_s + (now - self._wall_start) / self.size
 
     def _save(self, member: Member) -> None:
         state = member.trainer.state_dict()
@@ -301,12 +302,14 @@ class Ensemble:
                                 "history": member.history, "wall_s": self._wall_s(member),
                                 "trainer": state})
 
-    def _finish(self, member: Member, status: Status, message: str,
-                on_done: MemberDone) -> None:
+    def _finish(self, member: Member, status: Status, message: str, on_done: MemberDone,
+                now: float | None = None) -> None:
+        """Report `member` as ended; `now`: the moment several members ended together (so that
+        writing one's row does not count in the next one's wall time)."""
         member.done = True
         outcome = build_outcome(member.spec, self.data, member.trainer, member.history,
                                 status=status, message=message, resumed=member.resumed,
-                                started=member.started, wall_s=self._wall_s(member),
+                                started=member.started, wall_s=self._wall_s(member, now),
                                 memory=SharedMemory(self.memory, self.size))
         on_done(member.spec, RunResult(outcome, member.history))
 
@@ -328,19 +331,21 @@ class Ensemble:
                     fresh = [m for m in live if not m.history]
                     if fresh:
                         self._evaluate(fresh, 0, {}, on_epoch)
-                    behind = min(m.epochs_done for m in live)
+                    behind, now = min(m.epochs_done for m in live), time.perf_counter()
                     for member in [m for m in live if m.epochs_done >= epochs]:
-                        self._finish(member, Status.OK, "", on_done)
+                        self._finish(member, Status.OK, "", on_done, now)
                     if behind >= epochs:
                         break
                     group = [m for m in live if m.epochs_done == behind]
                     train = self._train_epoch(group, on_done)
                     self._evaluate([m for m in group if not m.done], behind + 1, train, on_epoch)
         except signals.Interrupted as exc:
+            now = time.perf_counter()
             for member in [m for m in self.members if not m.done]:
                 done = member.epochs_done
                 self._finish(member, Status.INTERRUPTED, f"{exc} during epoch {done + 1}; re-run "
-                             f"to resume after epoch {done}", on_done)
+                             f"to resume after epoch {done}", on_done, now)
         except TimedOut as exc:
+            now = time.perf_counter()
             for member in [m for m in self.members if not m.done]:
-                self._finish(member, Status.TIMEOUT, str(exc), on_done)
+                self._finish(member, Status.TIMEOUT, str(exc), on_done, now)
