@@ -234,8 +234,9 @@ class Ensemble:
         finally:  # stopped mid-epoch (signal, time limit): the partial epoch counts, as alone
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
+            share = share_s()
             for member in active:
-                member.trainer.train_s += share_s()
+                member.trainer.train_s += share
             self.timer.epoch_end()
         n = len(self.data.train)
         losses, corrects = loss_sum.tolist(), correct.tolist()
