@@ -83,6 +83,29 @@ def run(suite: Suite, specs: list[RunSpec], out: Path, *, reporter: PlainReporte
     return SuiteRun(outcome, runs[runs["run_id"].isin({s.run_id for s in specs})], history)
 
 
+def searches(suite: Suite) -> bool:
+    """Whether any lr of the suite is a search (`{search: ...}`), run round after round."""
+    from cnnbench.suite.search import has_search
+
+    return has_search(suite)
+
+
+def run_search(suite: Suite, out: Path, *, shard: str | None, reporter: PlainReporter,
+               **options: Any) -> tuple[SuiteRun, Any]:
+    """Run the lr search's rounds not yet finished (this shard's share of each with `--shard`
+    or in a Slurm array task; `options` as `run_suite`'s) and load the results of every round;
+    with the search's state after (`execute.rounds.SearchRun`)."""
+    from cnnbench.execute.rounds import run_rounds
+    from cnnbench.results.store import load_results
+    from cnnbench.suite.shards import parse_shard, shard_from_env
+
+    share = parse_shard(shard) if shard is not None else shard_from_env()
+    done = run_rounds(suite, out, reporter=reporter, shard=share, **options)
+    runs, history = load_results(out)
+    ids = {s.run_id for s in done.state.specs}
+    return SuiteRun(done.outcome, runs[runs["run_id"].isin(ids)], history), done
+
+
 def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
            shards: int | None) -> tuple[SuiteStatus, dict[str, Any]]:
     """Where a suite stands, with the record `submit` left (job id, shards), if any. Without
@@ -95,7 +118,14 @@ def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
     if suite_file is None and (results / SUITE_COPY).exists():
         suite_file = results / SUITE_COPY
         overrides = [*record.get("overrides", []), *(overrides or [])]
-    specs = expand(load(suite_file, overrides)[0]) if suite_file is not None else None
+    suite = load(suite_file, overrides)[0] if suite_file is not None else None
+    specs = expand(suite) if suite is not None else None
+    if suite is not None and searches(suite):  # every round so far, the current one last
+        from cnnbench.execute.rounds import load_state
+
+        state = load_state(suite, results)
+        specs = state.specs
+        record = {**record, "rounds": len(state.rounds), "search_finished": state.finished}
     return suite_status(results, specs, shards or record.get("shards")), record
 
 

@@ -266,6 +266,8 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
             "flops_to_target": at_best["flops_to_target"].dropna().mean(),
             "peak_bytes": at_best["peak_bytes"].max(),
             "runs": len(group), **_status_counts(group["status"]),
+            "rounds": int(numeric(group, "round").max()) if numeric(group, "round").notna().any()
+            else 1,  # an lr search's rounds (suite/search.py); a fixed grid is one round
         })
     tmetric = test_metric(metric)
     best = natural_order(pd.DataFrame(rows), keys).rename(columns={

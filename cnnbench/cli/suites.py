@@ -79,22 +79,34 @@ def run(
 
     suite = _load(suite_file, set_, device)
     out = api.results_dir(suite, out)
-    specs, share = api.select_shard(expand(suite), shard)
+    search = api.searches(suite)
+    specs, share = api.select_shard(expand(suite), None if search else shard)
     if share:
         err_console.print(share, highlight=False)
     if dry_run:
         console.print(plan_table(specs, {} if rerun else api.finished(out)))
+        _search_note(suite)
         return
     reporter = make_reporter(err_console)
     if track is not None:
         from cnnbench.execute.tracking import TrackingReporter, parse_track
 
         reporter = TrackingReporter(reporter, parse_track(track)[1], suite.name, out, suite_file)
-    done = api.run(suite, specs, out, reporter=reporter, rerun=rerun,
-                   rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
-                   workers=workers, execution=execution.value if execution else None,
-                   ensemble_max=ensemble_max)
+    options = dict(reporter=reporter, rerun=rerun, rerun_failed=rerun_failed,
+                   data_dir=data_dir, fail_fast=fail_fast, workers=workers,
+                   execution=execution.value if execution else None, ensemble_max=ensemble_max)
+    if search:
+        done, rounds = api.run_search(suite, out, shard=shard, **options)
+    else:
+        done = api.run(suite, specs, out, **options)
     render_report(done.runs, console)
+    if search:
+        from cnnbench.render.tables import search_table
+
+        console.print(search_table(rounds.state))
+        if rounds.waiting:
+            err_console.print("this shard's share of the round is done; the next round starts "
+                              "once every shard's is (re-run any shard then)", highlight=False)
     if plots is not None and not done.runs.empty:
         from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures
@@ -119,6 +131,15 @@ def plan(suite_file: SuiteArg, set_: SetOpt = None, out: OutOpt = None,
 
     suite = _load(suite_file, set_, device)
     console.print(plan_table(expand(suite), api.finished(api.results_dir(suite, out))))
+    _search_note(suite)
+
+
+def _search_note(suite) -> None:
+    """Under round 1's plan: what the lr search's later rounds depend on."""
+    from cnnbench.render.tables import search_plan_lines
+
+    for line in search_plan_lines(suite):
+        console.print(line, highlight=False)
 
 
 @app.command()
@@ -157,6 +178,10 @@ def status(
 
     report, record = api.status(results_dir, suite_file, set_, shards)
     console.print(status_table(results_dir, report, record))
+    if "rounds" in record:
+        console.print(f"lr search: {record['rounds']} round(s) so far, "
+                      + ("finished" if record["search_finished"] else
+                         f"round {record['rounds']} in progress"), highlight=False)
     for line in status_lines(report):
         console.print(line, highlight=False)
 

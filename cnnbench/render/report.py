@@ -66,18 +66,37 @@ class Report:
             "min" if lower else "max")
         return score == tops
 
+    def divergence_bound(self, row: dict[str, Any]) -> float | None:
+        """For a group an lr search ran (a `round` above 1): the end of its grid next to the
+        best lr where every run diverged or failed, if there is one."""
+        if "rounds" not in row or not row["rounds"] > 1:
+            return None
+        mine = self.curve.merge(pd.DataFrame([{k: row[k] for k in self.keys}]), on=self.keys)
+        lrs = mine["lr"].tolist()
+        i = lrs.index(row["best_lr"])
+        for j in (i - 1, i + 1):
+            if j in (0, len(lrs) - 1) and j != i and mine["ok"].iloc[j] == 0:
+                return float(lrs[j])
+        return None
+
     def warnings(self) -> list[str]:
         out = []
         for row in self.best.to_dict("records"):
             name = " / ".join(str(row[k]) for k in self.keys)
+            if row["ok"] == 0:
+                out.append(f"no run of {name} finished ok: every lr diverged or failed, so it "
+                           "has no best lr")
+                continue
             if row["on_edge"]:
                 out.append(f"the best lr of {name} ({row['best_lr']:.3g}) is on the edge of its "
                            f"grid [{row['lr_min']:.3g}, {row['lr_max']:.3g}]: the optimum may "
                            "lie outside it; widen the grid")
             if row["grid_points"] == 1:
                 out.append(f"{name} was run at one lr only: no lr was selected")
-            if row["ok"] == 0:
-                out.append(f"no run of {name} finished ok")
+            if (bound := self.divergence_bound(row)) is not None:
+                out.append(f"the best lr of {name} ({row['best_lr']:.3g}) is bounded by "
+                           f"divergence: every run at {bound:.3g}, the lr searched beyond it, "
+                           "diverged or failed")
         return out
 
     def rows(self) -> list[dict[str, Text]]:
@@ -94,7 +113,8 @@ class Report:
             cells = {k: Text(str(row[k]), style=win if k == "optimizer" else "")
                      for k in self.keys}
             cells["best lr"] = Text(f"{row['best_lr']:.3g}" + (" ⚠" if row["on_edge"] else ""),
-                                    style="yellow" if row["on_edge"] else "")
+                                    style="yellow" if row["on_edge"] else "") if row["ok"] else \
+                Text("none", style="red")  # every run diverged or failed
             cells[metric_header(self.metric)] = Text(fmt_metric(row[self.metric], self.metric),
                                                      style=win)
             mean, std = row[f"{self.test}_mean"], row[f"{self.test}_std"]

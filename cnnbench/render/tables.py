@@ -53,3 +53,36 @@ def trajectories_table(function: str, rows: list[dict[str, Any]]) -> Table:
         table.add_row(r["optimizer"], f"{r['lr']:g}", str(r["steps"]), f"{r['x']:.4g}",
                       f"{r['y']:.4g}", f"{r['distance']:.3g}", f"{r['loss']:.3g}")
     return table
+
+
+def search_table(state) -> Table:
+    """Per lr-search group: rounds and runs used, the best lr found, and why it stopped."""
+    table = Table(title=f"lr search: {len(state.rounds)} round(s)"
+                  + ("" if state.finished else f", round {len(state.rounds)} unfinished"))
+    for column in ("group", "runs", "best lr", "state"):
+        table.add_column(column, justify="right" if column in ("runs", "best lr") else "left")
+    for group in state.groups:
+        best = "none" if group.best_lr is None else f"{group.best_lr:.3g}"
+        note = group.stop or group.phase
+        table.add_row(group.name, str(len(group.runs)), best,
+                      note + (f"; {group.edge}" if group.edge else ""))
+    return table
+
+
+def search_plan_lines(suite) -> list[str]:
+    """What `plan` says under round 1 about the lr searches' later rounds."""
+    from cnnbench.suite.search import search_state
+
+    groups = search_state(suite).groups
+    if not groups:
+        return []
+    lines = [f"lr search in {len(groups)} group(s): the table is round 1 (each start grid with "
+             "the first seed); later rounds depend on its results:"]
+    for group in groups:
+        spec = group.spec
+        budget = f", at most {spec.max_runs} runs" if spec.max_runs else ""
+        lines.append(f"  {group.name}: up to {spec.expand} point(s) beyond each end, "
+                     f"{spec.refine} refinement(s), {spec.confirm} seed(s) at the best{budget}")
+    if suite.max_runs:
+        lines.append(f"  the suite runs at most {suite.max_runs} runs in all")
+    return lines

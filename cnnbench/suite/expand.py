@@ -12,7 +12,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from cnnbench.errors import SuiteError
-from cnnbench.suite.schema import IncludeEntry, LogGrid, OptimizerEntry, Suite, grid_values
+from cnnbench.suite.schema import (
+    IncludeEntry,
+    LogGrid,
+    LRSearch,
+    OptimizerEntry,
+    SearchSpec,
+    Suite,
+    grid_values,
+)
 
 # ─── Expansion into runs ───────────────────────────────────────────────────────────────────────
 
@@ -35,12 +43,14 @@ class RunSpec:
     device: str
     probes: tuple[str, ...]
     run_id: str = field(default="", compare=False)
+    round: int = field(default=1, compare=False)  # the lr-search round that proposed it
+
 
     def identity(self) -> dict[str, Any]:
         """What makes a run this run: all but the suite name, the label, the probes (they
         measure a run, they do not change it) and the id itself."""
         d = asdict(self)
-        for k in ("suite", "optimizer", "probes", "run_id"):
+        for k in ("suite", "optimizer", "probes", "run_id", "round"):
             d.pop(k)
         return _without_none(d)
 
@@ -53,6 +63,7 @@ class RunSpec:
             "seed": self.seed, "batch": str(self.batch_size), "dataset": self.dataset["name"],
             "requested_device": self.device, "epochs": self.train["epochs"],
             "schedule": json.dumps(self.train["schedule"], sort_keys=True),
+            "round": self.round,
         }
 
 
@@ -78,10 +89,21 @@ def _lrs(opt: OptimizerEntry, grid: Any) -> list[float]:
     """The optimizer's own grid, else the matrix's, else the registry's default lr."""
     from cnnbench.optim import resolve_hparams
 
+    grid = _grid(opt, grid)
+    return grid_values(grid) if grid is not None else [resolve_hparams(opt.name)["lr"]]
+
+
+def _grid(opt: OptimizerEntry, grid: Any) -> Any:
     grid = opt.lr if opt.lr is not None else grid
     if isinstance(grid, dict):
-        grid = LogGrid(**grid)
-    return grid_values(grid) if grid is not None else [resolve_hparams(opt.name)["lr"]]
+        grid = LRSearch(**grid) if "search" in grid else LogGrid(**grid)
+    return grid
+
+
+def search_of(opt: OptimizerEntry, grid: Any) -> SearchSpec | None:
+    """The lr search that decides this optimizer's lrs, if its grid is one."""
+    grid = _grid(opt, grid)
+    return grid.search if isinstance(grid, LRSearch) else None
 
 
 def _matches(combo: dict[str, Any], pattern: dict[str, Any]) -> bool:
@@ -118,7 +140,7 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
         for lr in _lrs(opt, matrix.lr):
             combos.append({"model": _entry_dict(model)["name"], "model_entry": _entry_dict(model),
                            "optimizer": opt.display, "optimizer_entry": opt,
-                           "lr": lr, "batch_size": batch})
+                           "lr": lr, "batch_size": batch, "search": search_of(opt, matrix.lr)})
     warnings = []
     for i, entry in enumerate(suite.exclude):
         pattern = entry.model_dump(exclude_none=True)
@@ -144,37 +166,44 @@ def suite_warnings(suite: Suite) -> list[str]:
 def expand(suite: Suite) -> list[RunSpec]:
     """The cross product model × optimizer × lr (× batch_size) × seed, minus `exclude`, plus
     `include`; sorted and stable. Each spec carries its run_id."""
-    from cnnbench.optim import resolve_hparams
-
     combos, _ = matrix_combos(suite)
     specs = []
-    dataset = suite.dataset_config.model_dump()
-    train = suite.train.model_dump(exclude={"batch_size"})
-    for combo, seed in itertools.product(combos, suite.seed_list):
-        opt: OptimizerEntry = combo["optimizer_entry"]
-        model_entry = _entry_dict(combo["model_entry"])
-        spec = RunSpec(
-            suite=suite.name,
-            model=model_entry.pop("name"),
-            model_kwargs=model_entry,
-            optimizer=opt.display,
-            optimizer_name=opt.name,
-            hparams=resolve_hparams(opt.name, {**opt.options, "lr": combo["lr"]}),
-            lr=combo["lr"],
-            seed=seed,
-            batch_size=combo["batch_size"],
-            dataset=dataset,
-            train=train,
-            device=suite.device,
-            probes=tuple(suite.probes),
-        )
-        specs.append(RunSpec(**{**asdict(spec), "run_id": compute_run_id(spec)}))
+    for combo in combos:
+        # an lr search's first round runs its start grid with the first seed only
+        seeds = suite.seed_list[:1] if combo.get("search") else suite.seed_list
+        specs += [make_spec(suite, combo, combo["lr"], seed) for seed in seeds]
     ids = [s.run_id for s in specs]
     if len(set(ids)) != len(ids):
         raise SuiteError("two entries of the matrix resolve to the same run (e.g. an optimizer "
                          "listed twice with the same settings under different labels); "
                          "remove one of them")
     return sorted(specs, key=lambda s: (s.model, s.optimizer, s.lr, str(s.batch_size), s.seed))
+
+
+def make_spec(suite: Suite, combo: dict[str, Any], lr: float, seed: int, *,
+              round: int = 1) -> RunSpec:
+    """The run of `combo` (a `matrix_combos` entry) at this lr and seed, with its run_id."""
+    from cnnbench.optim import resolve_hparams
+
+    opt: OptimizerEntry = combo["optimizer_entry"]
+    model_entry = _entry_dict(combo["model_entry"])
+    spec = RunSpec(
+        suite=suite.name,
+        model=model_entry.pop("name"),
+        model_kwargs=model_entry,
+        optimizer=opt.display,
+        optimizer_name=opt.name,
+        hparams=resolve_hparams(opt.name, {**opt.options, "lr": lr}),
+        lr=lr,
+        seed=seed,
+        batch_size=combo["batch_size"],
+        dataset=suite.dataset_config.model_dump(),
+        train=suite.train.model_dump(exclude={"batch_size"}),
+        device=suite.device,
+        probes=tuple(suite.probes),
+        round=round,
+    )
+    return RunSpec(**{**asdict(spec), "run_id": compute_run_id(spec)})
 
 
 def _include(extra: IncludeEntry, optimizers: list[OptimizerEntry],
@@ -187,5 +216,6 @@ def _include(extra: IncludeEntry, optimizers: list[OptimizerEntry],
     model = _entry_dict(extra.model)
     batch = extra.batch_size if extra.batch_size is not None else suite.train.batch_size
     return [{"model": model["name"], "model_entry": model, "optimizer": opt.display,
-             "optimizer_entry": opt, "lr": lr, "batch_size": batch}
+             "optimizer_entry": opt, "lr": lr, "batch_size": batch,
+             "search": search_of(opt, suite.matrix.lr)}
             for lr in _lrs(opt, suite.matrix.lr)]

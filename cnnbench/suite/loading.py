@@ -93,10 +93,17 @@ def _unknown_keys(data: Any, model: type[BaseModel], path: tuple) -> list[tuple[
         for sub in _models_in(fields[key].annotation):
             items = enumerate(value) if isinstance(value, list) else [(None, value)]
             for i, item in items:
-                if isinstance(item, dict):
+                if isinstance(item, dict) and _may_be(item, sub, fields[key].annotation):
                     where = (*path, key) if i is None else (*path, key, i)
                     errors += _unknown_keys(item, sub, where)
     return errors
+
+
+def _may_be(item: dict, model: type[BaseModel], annotation: Any) -> bool:
+    """Whether `item` is meant as `model` among a union's models (e.g. an lr grid `{log, num}`
+    or a search `{search: ...}`): it shares a key with it, or with none of them."""
+    shares = [m for m in _models_in(annotation) if set(item) & set(m.model_fields)]
+    return model in shares or not shares
 
 
 def _raise_for(errors: list[tuple[tuple, str]], source: _Source) -> None:

@@ -6,7 +6,15 @@ import math
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveFloat,
+    Tag,
+    model_validator,
+)
 
 # ─── Schema ────────────────────────────────────────────────────────────────────────────────────
 
@@ -40,10 +48,64 @@ class LogGrid(Strict):
         return [float(f"{math.exp(math.log(lo) + i * step):.12g}") for i in range(self.num)]
 
 
-LRGrid = PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=1)] | LogGrid
+class SearchSpec(Strict):
+    """An lr search (suite/search.py): a start grid (`log` + `num`, or `values`, or `start: auto`
+    for the range test's suggestion), then rounds that expand, refine and confirm."""
+
+    log: tuple[PositiveFloat, PositiveFloat] | None = None
+    num: int = Field(3, ge=2, description="start grid points with `log` (at least 2)")
+    values: Annotated[list[PositiveFloat], Field(min_length=2)] | None = None
+    start: Literal["auto"] | None = Field(None, description="auto: start from `lr-find`")
+    expand: int = Field(4, ge=0, description="points added beyond each end, at most")
+    refine: int = Field(2, ge=0, le=6, description="rounds halving the spacing around the best")
+    confirm: int = Field(3, ge=1, description="seeds in all at the best lr (and those near it)")
+    tolerance: float = Field(0.01, ge=0, description="lrs within this of the best get confirmed")
+    metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
+    max_runs: int | None = Field(None, ge=1, description="runs per group, all rounds together")
+
+    @model_validator(mode="after")
+    def _one_start(self) -> SearchSpec:
+        given = [k for k in ("log", "values", "start") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give the start grid as one of: log (with num), values, start: auto")
+        if self.log is not None and not self.log[0] < self.log[1]:
+            raise ValueError("log: [low, high] needs low < high (a start grid of 2+ points)")
+        if self.values is not None and len(set(self.values)) < 2:
+            raise ValueError("values: a start grid needs at least 2 different lrs")
+        return self
+
+    def start_values(self) -> list[float]:
+        """The start grid (empty for `start: auto`: the range test decides it)."""
+        if self.log is not None:
+            return LogGrid(log=self.log, num=self.num).values()
+        return sorted({float(v) for v in self.values or []})
+
+
+class LRSearch(Strict):
+    """`{search: {...}}`: find the best lr instead of running a fixed grid."""
+
+    search: SearchSpec
+
+
+def _lr_kind(value: Any) -> str:
+    """Which form an lr entry takes, so that errors speak of that form only."""
+    if isinstance(value, dict):
+        return "LRSearch" if "search" in value else "LogGrid"
+    if isinstance(value, (LogGrid, LRSearch)):
+        return type(value).__name__
+    return "list[float]" if isinstance(value, list) else "float"
+
+
+LRGrid = Annotated[
+    Annotated[PositiveFloat, Tag("float")]
+    | Annotated[Annotated[list[PositiveFloat], Field(min_length=1)], Tag("list[float]")]
+    | Annotated[LogGrid, Tag("LogGrid")] | Annotated[LRSearch, Tag("LRSearch")],
+    Discriminator(_lr_kind)]
 
 
 def grid_values(grid: LRGrid) -> list[float]:
+    if isinstance(grid, LRSearch):
+        return grid.search.start_values()
     if isinstance(grid, LogGrid):
         return grid.values()
     return [float(v) for v in grid] if isinstance(grid, list) else [float(grid)]
@@ -178,6 +240,7 @@ class Suite(Strict):
     include: list[IncludeEntry] = []
     exclude: list[ExcludeEntry] = []
     probes: list[Literal["time", "memory", "flops", "grad_norms"]] = ["time", "memory", "flops"]
+    max_runs: int | None = Field(None, ge=1, description="lr searches: runs of the whole suite")
 
     @property
     def dataset_config(self) -> DatasetConfig:
