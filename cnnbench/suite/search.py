@@ -147,6 +147,9 @@ def _propose(group: Group, curve: dict[float, list[float]], worst: float,
         if asks:
             return [(lr, seeds[0]) for lr in asks]
         group.phase = "refine"
+    if score == worst:  # nothing to refine or confirm: every lr diverged or failed
+        group.phase, group.stop, group.best_lr = "done", "every run diverged or failed", None
+        return []
     if group.phase == "refine":
         while group.refined < group.spec.refine:
             group.refined += 1
@@ -158,9 +161,6 @@ def _propose(group: Group, curve: dict[float, list[float]], worst: float,
                 return [(m, seeds[0]) for m in mids]
         group.phase = "confirm"
     if group.phase == "confirm":
-        if score == worst:
-            group.phase, group.stop, group.best_lr = "done", "every run diverged or failed", None
-            return []
         tol = group.spec.tolerance
         near = [lr for lr, v in curve.items()
                 if (sum(v) / len(v) <= score + tol if lower else sum(v) / len(v) >= score - tol)]
