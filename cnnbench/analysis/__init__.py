@@ -3,6 +3,7 @@ means), seeds, sensitivity, time-to-target, performance profiles and run-to-run 
 significance tests, paired comparisons, budget curves and P(best). Nothing here prints or
 draws; `cnnbench.render` does."""
 
+from cnnbench.analysis.bounds import divergence_bound  # noqa: F401
 from cnnbench.analysis.budget import (  # noqa: F401
     budget_curves,
     crossings,

@@ -217,6 +217,8 @@ def submit(
     if dry_run:
         sys.stdout.write(done.script)
         return
+    search = " (this lr search round; a job after it submits the next)" if api.searches(
+        api.load(suite_file, set_)[0]) else ""
     console.print(f"submitted Slurm job array {done.job_id}: {done.shards} task(s) over "
-                  f"{done.runs} run(s) into {out}; logs in {done.folder}\n"
+                  f"{done.runs} run(s){search} into {out}; logs in {done.folder}\n"
                   f"follow it with: cnnbench status {out}", highlight=False)

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,7 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
     The suite is validated first and copied into `out`; submitit's logs go to
     `out/slurm/<time>/` (a fresh folder per submission: job ids may repeat across clusters)."""
     from cnnbench.suite import expand, load_suite
+    from cnnbench.suite.search import has_search
 
     submitit = _submitit()
     from submitit.slurm.slurm import _make_sbatch_string  # what SlurmExecutor itself renders
@@ -165,6 +166,9 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
     suite_copy = out / SUITE_COPY
     if Path(suite_file).resolve() != suite_copy:
         shutil.copyfile(suite_file, suite_copy)
+    if has_search(suite):  # successive arrays, one per round (execute/slurm_rounds.py)
+        return _submit_search(suite, suite_copy, out, folder, request, overrides, data_dir,
+                              rerun_failed, script)
     task = ShardTask(str(suite_copy), str(out), shards, tuple(overrides), data_dir, rerun_failed)
     executor = submitit.SlurmExecutor(folder=folder)
     executor.update_parameters(**params)
@@ -175,6 +179,31 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
               "request": asdict(request)}
     (out / SUBMIT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return Submission(job_id, shards, runs, folder, script, jobs)
+
+
+def _submit_search(suite, suite_copy: Path, out: Path, folder: Path, request: SlurmRequest,
+                   overrides: list[str], data_dir: str | None, rerun_failed: bool,
+                   script: str) -> Submission:
+    """Submit the lr search's current round and the job that chains the next ones."""
+    from cnnbench.execute.rounds import load_state
+    from cnnbench.execute.slurm_rounds import NextRound, submit_round
+
+    state = load_state(suite, out)
+    if state.finished:
+        raise CnnbenchError(f"the lr search in {str(out)!r} is finished: nothing to submit")
+    record = {"suite": SUITE_COPY, "overrides": overrides, "logs": str(folder), "search": True,
+              "submitted": time.time(), "request": asdict(request)}
+    (out / SUBMIT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    number = len(state.rounds)
+    # the job between rounds is small: one cpu, a little memory, a few minutes, no GPU
+    small = replace(request, cpus_per_task=1, mem="2G", time="00:15:00", gpus_per_task=0)
+    chain = NextRound(str(suite_copy), str(out), tuple(overrides), data_dir, rerun_failed,
+                      sbatch_parameters(request, "cnnbench-round"),
+                      sbatch_parameters(small, "cnnbench-next"), request.shards, str(folder),
+                      str(out / SUBMIT_RECORD), after=number)
+    job_id = submit_round(chain, state.current, number)
+    shards = min(len(state.current), request.shards or request.array_parallelism)
+    return Submission(job_id, shards, len(state.current), folder, script)
 
 
 def read_record(out: Path) -> dict[str, Any] | None:

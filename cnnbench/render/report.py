@@ -66,19 +66,6 @@ class Report:
             "min" if lower else "max")
         return score == tops
 
-    def divergence_bound(self, row: dict[str, Any]) -> float | None:
-        """For a group an lr search ran (a `round` above 1): the end of its grid next to the
-        best lr where every run diverged or failed, if there is one."""
-        if "rounds" not in row or not row["rounds"] > 1:
-            return None
-        mine = self.curve.merge(pd.DataFrame([{k: row[k] for k in self.keys}]), on=self.keys)
-        lrs = mine["lr"].tolist()
-        i = lrs.index(row["best_lr"])
-        for j in (i - 1, i + 1):
-            if j in (0, len(lrs) - 1) and j != i and mine["ok"].iloc[j] == 0:
-                return float(lrs[j])
-        return None
-
     def warnings(self) -> list[str]:
         out = []
         for row in self.best.to_dict("records"):
@@ -93,7 +80,7 @@ class Report:
                            "lie outside it; widen the grid")
             if row["grid_points"] == 1:
                 out.append(f"{name} was run at one lr only: no lr was selected")
-            if (bound := self.divergence_bound(row)) is not None:
+            if (bound := analysis.divergence_bound(self.curve, self.keys, row)) is not None:
                 out.append(f"the best lr of {name} ({row['best_lr']:.3g}) is bounded by "
                            f"divergence: every run at {bound:.3g}, the lr searched beyond it, "
                            "diverged or failed")

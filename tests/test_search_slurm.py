@@ -1,0 +1,71 @@
+"""An lr search submitted to a real Slurm (the single-node cluster .ci/run starts): each round a
+job array, a dependent job submitting the next, until the search is finished. Skipped where no
+Slurm cluster is up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import cnnbench
+from cnnbench.cli import app
+from cnnbench.suite.search import search_state
+from tests.helpers.suites import TINY_SUITE
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _cluster_up() -> bool:
+    if not all(shutil.which(t) for t in ("sbatch", "squeue", "srun", "sinfo")):
+        return False
+    try:
+        states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return states.returncode == 0 and any(s.strip() in ("idle", "mixed", "allocated")
+                                          for s in states.stdout.splitlines())
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not _cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+def test_a_search_runs_as_successive_job_arrays(write_suite, tmp_path):
+    search = {"log": [0.003, 0.03], "num": 2, "expand": 1, "refine": 1, "confirm": 2}
+    path = write_suite(matrix={**TINY_SUITE["matrix"], "lr": {"search": search}})
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "cnnbench", "submit", str(path), "--out",
+                           str(out), "--partition", "debug", "--time", "00:10:00",
+                           "--cpus-per-task", "1", "--mem", "1G", "--shards", "2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "a job after it submits the next" in " ".join(done.stdout.split())
+    record_path = out / "submit.json"
+    deadline = time.time() + 480
+    while True:
+        events = json.loads(record_path.read_text()).get("events", [])
+        if events and events[-1]["event"] in ("finished", "stalled"):
+            break
+        assert time.time() < deadline, f"the search did not finish on Slurm: {events}"
+        time.sleep(1)
+    assert events[-1]["event"] == "finished", events
+    runs, _ = cnnbench.load_results(out)
+    state = search_state(cnnbench.load_suite(path), runs)
+    assert state.finished
+    rounds = [e for e in events if e["event"] == "round"]
+    assert [e["round"] for e in rounds] == list(range(1, len(state.rounds) + 1))
+    assert len(state.rounds) >= 3  # start grid, then at least a refinement and a confirmation
+    assert sorted(runs["run_id"]) == sorted(s.run_id for s in state.specs)  # each run once
+    assert sorted(runs["round"].unique()) == list(range(1, len(state.rounds) + 1))
+    status = runner.invoke(app, ["status", str(out)])
+    assert status.exit_code == 0, status.output
+    assert f"lr search: {len(state.rounds)} round(s) so far, finished" in status.output
