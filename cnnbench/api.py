@@ -234,3 +234,17 @@ def export(results: Path, *, mlflow: str | None = None, tensorboard: Path | None
             counts = export_mlflow(mlflow, runs, history, suite_file=suite_file,
                                    figures=draw if figures else None)
     return Exported(counts, folders)
+
+
+def lr_find(model: str, *, dataset: str, optimizer: str, device: str, data_dir: str | None,
+            out: Path, **options: Any) -> tuple[Any, Path]:
+    """The lr range test (`tools.lr_find.range_test`) and its figure, written to `out`."""
+    from cnnbench.optim import OPTIMIZERS
+    from cnnbench.suite import DatasetConfig
+    from cnnbench.tools.lr_find import draw, range_test
+    from cnnbench.train.devices import resolve_device
+
+    OPTIMIZERS.get(optimizer)  # an unknown name: a clear error, before any data loads
+    test = range_test(model, DatasetConfig(name=dataset), optimizer,
+                      device=resolve_device(device), data_dir=data_dir, **options)
+    return test, draw(test, f"lr range test: {model} / {optimizer} on {dataset}", out)

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import cnnbench
@@ -188,3 +189,37 @@ def test_shards_take_turns_through_the_rounds(write_suite, tmp_path):
     # one process or two shards in turn: the same rounds, hence the same runs
     assert sorted(cnnbench.load_results(local)[0]["run_id"]) == sorted(
         cnnbench.load_results(out)[0]["run_id"])
+
+
+def test_lr_find_draws_the_curve_and_suggests_a_start_grid(tmp_path):
+    figure = tmp_path / "lr_find.png"
+    result = runner.invoke(app, ["lr-find", "mlp", "--dataset", "synthetic", "--steps", "30",
+                                 "--lr-max", "1000", "--device", "cpu", "--out", str(figure)])
+    assert result.exit_code == 0, result.output
+    assert figure.stat().st_size > 0 and "suggested start grid" in result.output
+    grid = result.output.split("lr: ")[-1].splitlines()[0]
+    suite_text = yaml_suite_with(grid)
+    assert suite_text["matrix"]["lr"]["search"]["num"] == 5  # pasted into a suite, it loads
+    bad = runner.invoke(app, ["lr-find", "mlp", "--lr-min", "1", "--lr-max", "0.1"])
+    assert bad.exit_code == 2 and "below --lr-max" in bad.output
+
+
+def yaml_suite_with(grid: str) -> dict:
+    import yaml
+
+    data = {**TINY_SUITE, "matrix": {**TINY_SUITE["matrix"], "lr": yaml.safe_load(grid)}}
+    Suite.model_validate(data)
+    return data
+
+
+def test_range_test_grows_the_lr_geometrically():
+    from cnnbench.suite import DatasetConfig
+    from cnnbench.tools.lr_find import range_test
+
+    config = DatasetConfig(**{**TINY_SUITE["dataset"], "val_size": 0})
+    test = range_test("mlp", config, "sgd", device=torch.device("cpu"), lr_min=1e-4,
+                      lr_max=1e-2, steps=9, batch_size=16)
+    assert test.lrs == pytest.approx([1e-4 * 10 ** (i / 4) for i in range(9)])
+    assert not test.stopped_early and test.min_loss_lr in test.lrs
+    low, high, num = test.start_grid
+    assert high == pytest.approx(test.min_loss_lr, rel=1e-2) and low == pytest.approx(high / 100)

@@ -111,3 +111,41 @@ def trajectories(
                                       gif=gif)
     console.print(trajectories_table(function, rows))
     err_console.print(f"wrote {written}")
+
+
+@app.command("lr-find")
+def lr_find(
+    model: Annotated[str, typer.Argument(help="a registered model or module:callable")],
+    dataset: Annotated[str, typer.Option(help="the dataset to train on")] = "mnist-mini",
+    optimizer: Annotated[str, typer.Option(help="a registered optimizer")] = "sgd",
+    lr_min: Annotated[float, typer.Option(help="first lr (> 0)")] = 1e-6,
+    lr_max: Annotated[float, typer.Option(help="last lr")] = 10.0,
+    steps: Annotated[int, typer.Option(min=2, help="steps, the lr growing each")] = 100,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    out: Annotated[Path, typer.Option(help="the figure")] = Path("lr_find.png"),
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The lr range test (Smith 2017): one short run, lr growing geometrically per step; the
+    loss-vs-lr figure and a suggested start grid for an lr search."""
+    if not 0 < lr_min < lr_max:
+        raise CnnbenchError(f"--lr-min {lr_min:g} must be positive and below --lr-max {lr_max:g}")
+    test, written = api.lr_find(model, dataset=dataset, optimizer=optimizer, device=device,
+                                data_dir=data_dir, out=out, lr_min=lr_min, lr_max=lr_max,
+                                steps=steps, batch_size=batch_size)
+    low, high, num = test.start_grid
+    end = "the loss diverged there" if test.stopped_early else "lr_max reached"
+    console.print(f"{len(test.lrs)} steps from {test.lrs[0]:.3g} to {test.lrs[-1]:.3g} "
+                  f"({end}); lowest smoothed loss {min(test.smoothed):.4g} at lr "
+                  f"{test.min_loss_lr:.3g}\nsuggested start grid:\n"
+                  f"  lr: {{search: {{log: [{_yaml_float(low)}, {_yaml_float(high)}], "
+                  f"num: {num}}}}}",
+                  highlight=False)
+    err_console.print(f"wrote {written}")
+
+
+def _yaml_float(value: float) -> str:
+    """3 significant digits that YAML reads as a float (it reads `1e+03` as a string)."""
+    text = f"{value:.3g}"
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if e else text

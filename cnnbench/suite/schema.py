@@ -49,13 +49,12 @@ class LogGrid(Strict):
 
 
 class SearchSpec(Strict):
-    """An lr search (suite/search.py): a start grid (`log` + `num`, or `values`, or `start: auto`
-    for the range test's suggestion), then rounds that expand, refine and confirm."""
+    """An lr search (suite/search.py): a start grid (`log` + `num`, or `values`; `cnnbench
+    lr-find` suggests one), then rounds that expand, refine and confirm."""
 
     log: tuple[PositiveFloat, PositiveFloat] | None = None
     num: int = Field(3, ge=2, description="start grid points with `log` (at least 2)")
     values: Annotated[list[PositiveFloat], Field(min_length=2)] | None = None
-    start: Literal["auto"] | None = Field(None, description="auto: start from `lr-find`")
     expand: int = Field(4, ge=0, description="points added beyond each end, at most")
     refine: int = Field(2, ge=0, le=6, description="rounds halving the spacing around the best")
     confirm: int = Field(3, ge=1, description="seeds in all at the best lr (and those near it)")
@@ -65,9 +64,9 @@ class SearchSpec(Strict):
 
     @model_validator(mode="after")
     def _one_start(self) -> SearchSpec:
-        given = [k for k in ("log", "values", "start") if getattr(self, k) is not None]
+        given = [k for k in ("log", "values") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give the start grid as one of: log (with num), values, start: auto")
+            raise ValueError("give the start grid as one of: log (with num), values")
         if self.log is not None and not self.log[0] < self.log[1]:
             raise ValueError("log: [low, high] needs low < high (a start grid of 2+ points)")
         if self.values is not None and len(set(self.values)) < 2:
@@ -75,7 +74,7 @@ class SearchSpec(Strict):
         return self
 
     def start_values(self) -> list[float]:
-        """The start grid (empty for `start: auto`: the range test decides it)."""
+        """The start grid, sorted."""
         if self.log is not None:
             return LogGrid(log=self.log, num=self.num).values()
         return sorted({float(v) for v in self.values or []})
