@@ -30,7 +30,7 @@ class PlainReporter:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self.stream, flush=True)
 
     def start(self, total: int, skipped: int) -> None:
-        self.total = total
+        self.total, self.index = total, 0  # an lr search starts once per round
         self.log(f"{total} run(s) to do" + (f", {skipped} already finished (skipped; --rerun "
                                             "to force)" if skipped else ""))
 
