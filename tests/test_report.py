@@ -113,7 +113,7 @@ def test_render_report_keeps_its_signature():
 def test_a_group_where_every_run_failed():
     frame = rf.runs(*rf.grid("sgd", {0.1: [None, None]}))
     out = to_markdown(Report(frame))
-    assert "| mlp | **sgd** | 0.1 | 0.00 | 0.00 ± 0.00 |" in out
+    assert "| mlp | **sgd** | none | 0.00 | 0.00 ± 0.00 |" in out  # no best lr
     assert "no run of mlp / sgd finished ok" in out
     assert "| ×" in out
 
