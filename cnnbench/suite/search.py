@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from cnnbench.errors import SuiteError
@@ -257,8 +257,3 @@ def check_budget(suite: Suite, groups: list[Group], first: list[RunSpec]) -> Non
             raise SuiteError(f"{group.name}: search max_runs {group.spec.max_runs} is below its "
                              f"start grid's {len(group.runs)} point(s)")
 
-
-def with_round(specs: list[RunSpec], state: SearchState) -> list[RunSpec]:
-    """`specs` with the round each one belongs to in `state`."""
-    number = {s.run_id: s.round for s in state.specs}
-    return [replace(s, round=number.get(s.run_id, s.round)) for s in specs]
