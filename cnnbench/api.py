@@ -24,13 +24,38 @@ def load(suite_file: str | Path, overrides: list[str] | None = None,
          device: str | None = None) -> tuple[Suite, list[str]]:
     """The validated suite (`--set` overrides and `--device` applied) and its warnings
     (include/exclude entries that change nothing)."""
+    from cnnbench.packaged import resolve_suite
     from cnnbench.suite import load_suite, suite_warnings
 
     overrides = list(overrides or [])
     if device is not None:
         overrides.append(f"device={device}")
-    suite = load_suite(suite_file, overrides)
+    suite = load_suite(resolve_suite(suite_file), overrides)
     return suite, suite_warnings(suite)
+
+
+def suites() -> list[dict[str, Any]]:
+    """The packaged suites: name (what `run NAME` takes), suite name, run count, description."""
+    from cnnbench.packaged import description, packaged_suites
+    from cnnbench.suite import expand
+
+    rows = []
+    for name, path in packaged_suites().items():
+        try:
+            suite, _ = load(path)
+            runs, suite_name = len(expand(suite)), suite.name
+        except CnnbenchError as exc:  # e.g. user_model.yaml outside a clone: say so, go on
+            runs, suite_name = None, f"invalid here: {exc}"
+        rows.append({"name": name, "suite": suite_name, "runs": runs,
+                     "description": description(path)})
+    return rows
+
+
+def init(name: str, folder: str | Path = ".") -> Path:
+    """Write the commented starter suite NAME.yaml into `folder` (refusing to overwrite)."""
+    from cnnbench.packaged import write_starter
+
+    return write_starter(name, Path(folder))
 
 
 def results_dir(suite: Suite, out: str | Path | None) -> Path:

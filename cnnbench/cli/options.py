@@ -4,6 +4,7 @@ options as enums (with one message for a bad choice), and the one comma-list par
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -12,10 +13,17 @@ import typer
 from rich.console import Console
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.suite.schema import PRECISIONS
+from cnnbench.precisions import PRECISIONS
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+
+def _width(stream) -> int | None:
+    """None (the terminal's width) on a terminal; in a pipe, a log or a Slurm `.out`, wide
+    enough that no table cell is ever cut (rich would otherwise assume 80 columns)."""
+    return None if stream.isatty() else 100_000
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -26,6 +34,15 @@ class Format(str, enum.Enum):
 
     table = "table"
     markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+class ListFormat(str, enum.Enum):
+    """How a listing (list, plan, status) is written: a rich table, or its rows for other
+    tools."""
+
+    table = "table"
     csv = "csv"
     json = "json"
 
@@ -41,6 +58,7 @@ class At(str, enum.Enum):
 
 
 class Listing(str, enum.Enum):
+    suites = "suites"
     models = "models"
     optimizers = "optimizers"
     datasets = "datasets"
@@ -75,7 +93,8 @@ def parse_list(text: str | None, convert: Callable[[str], T], option: str,
         raise CnnbenchError(f"{option} {text!r}: give {expected}") from None
 
 
-SuiteArg = Annotated[Path, typer.Argument(help="suite YAML file")]
+SuiteArg = Annotated[Path, typer.Argument(
+    help="suite YAML file, or a packaged suite's name (cnnbench list suites)")]
 ResultsArg = Annotated[Path, typer.Argument(help="a results folder")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="override a suite key, e.g. --set train.epochs=1 (repeatable)")]
@@ -85,6 +104,8 @@ OutOpt = Annotated[Path | None, typer.Option(help="results folder (default resul
 DataDirOpt = Annotated[str | None, typer.Option(help="where datasets live")]
 FormatOpt = Annotated[Format, choice_option(Format, "format", "--format",
                                             help="table | markdown | csv | json")]
+ListFormatOpt = Annotated[ListFormat, choice_option(ListFormat, "format", "--format",
+                                                    help="table | csv | json")]
 PlotsOpt = Annotated[Path | None, typer.Option(
     help="also write the figures (PNG and SVG) into this folder")]
 

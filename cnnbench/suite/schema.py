@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+from cnnbench.precisions import PRECISIONS, Precision  # noqa: F401  (re-exported)
 
 # ─── Schema ────────────────────────────────────────────────────────────────────────────────────
 
@@ -91,10 +92,6 @@ class Target(Strict):
     metric: Literal["val_acc", "val_loss", "train_loss", "train_acc", "test_acc"] = "val_acc"
     value: float
 
-
-# the precisions a run or a profile can use (train/precision.py maps them to dtypes)
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 BatchSize = Annotated[int, Field(ge=1)] | Literal["full"]
 
