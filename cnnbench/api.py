@@ -103,9 +103,27 @@ def run(suite: Suite, specs: list[RunSpec], out: Path, *, reporter: PlainReporte
     from cnnbench.execute.runner import run_suite
     from cnnbench.results.store import load_results
 
-    outcome = run_suite(suite, out, specs=specs, reporter=reporter, **options)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        outcome = run_suite(suite, out, specs=specs, reporter=reporter, **options)
+    except CnnbenchError:  # bad input found at the start (data not there, …): nothing written
+        _remove_empty(out, created)
+        raise
     runs, history = load_results(outcome.out)
     return SuiteRun(outcome, runs[runs["run_id"].isin({s.run_id for s in specs})], history)
+
+
+def _remove_empty(out: Path, created: list[Path]) -> None:
+    """Remove the folders this call created under and above `out`, where they hold no file."""
+    if not out.is_dir() or any(p.is_file() for p in out.rglob("*")):
+        return
+    for folder in sorted(out.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        folder.rmdir()
+    for folder in created:  # out first, then its parents, deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there now
+            break
 
 
 def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
