@@ -81,6 +81,8 @@ def select_shard(specs: list[RunSpec], shard: str | None) -> tuple[list[RunSpec]
 
 def finished(out: str | Path) -> dict[str, str]:
     """run_id → status of the runs already finished in a results folder (none: empty)."""
+    if not Path(out).is_dir():  # nothing run yet: no need to import the store (pandas)
+        return {}
     from cnnbench.results.store import ResultStore
 
     store = ResultStore(out)
