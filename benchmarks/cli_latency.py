@@ -4,14 +4,14 @@ is printed with the ratio after/before. `before` is a git ref checked out into a
 worktree (default: main); `after` is this checkout. Both use this interpreter's packages.
 
     python benchmarks/cli_latency.py                    # main vs this checkout, 5 repeats
-    python benchmarks/cli_latency.py --before e731ffa --repeats 5
+    python benchmarks/cli_latency.py --before 5d7ac25 --repeats 5
 
 The results folder that `report` and `status` read is made first by a tiny synthetic suite; the
 model-cost cache (CNNBENCH_CACHE) is a temporary folder, filled by one untimed `list models`
 before the timed ones (the cold first call is printed apart). `import torch` alone is the floor
 every torch-needing command pays. A command a tree does not have (or that fails there) is
-shown as '—'. The 'before' ref must run on its own: main at 436d161 lacked
-cnnbench/results/schema.py (git-ignored by mistake), so compare from e731ffa, which adds only it.
+shown as '—'. (The 'before' ref must run on its own: 436d161 lacked cnnbench/results/schema.py,
+then git-ignored by mistake.)
 """
 
 from __future__ import annotations
