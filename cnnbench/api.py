@@ -24,13 +24,38 @@ def load(suite_file: str | Path, overrides: list[str] | None = None,
          device: str | None = None) -> tuple[Suite, list[str]]:
     """The validated suite (`--set` overrides and `--device` applied) and its warnings
     (include/exclude entries that change nothing)."""
+    from cnnbench.packaged import resolve_suite
     from cnnbench.suite import load_suite, suite_warnings
 
     overrides = list(overrides or [])
     if device is not None:
         overrides.append(f"device={device}")
-    suite = load_suite(suite_file, overrides)
+    suite = load_suite(resolve_suite(suite_file), overrides)
     return suite, suite_warnings(suite)
+
+
+def suites() -> list[dict[str, Any]]:
+    """The packaged suites: name (what `run NAME` takes), suite name, run count, description."""
+    from cnnbench.packaged import description, packaged_suites
+    from cnnbench.suite import expand
+
+    rows = []
+    for name, path in packaged_suites().items():
+        try:
+            suite, _ = load(path)
+            runs, suite_name = len(expand(suite)), suite.name
+        except CnnbenchError as exc:  # e.g. user_model.yaml outside a clone: say so, go on
+            runs, suite_name = None, f"invalid here: {exc}"
+        rows.append({"name": name, "suite": suite_name, "runs": runs,
+                     "description": description(path)})
+    return rows
+
+
+def init(name: str, folder: str | Path = ".") -> Path:
+    """Write the commented starter suite NAME.yaml into `folder` (refusing to overwrite)."""
+    from cnnbench.packaged import write_starter
+
+    return write_starter(name, Path(folder))
 
 
 def results_dir(suite: Suite, out: str | Path | None) -> Path:
@@ -56,6 +81,8 @@ def select_shard(specs: list[RunSpec], shard: str | None) -> tuple[list[RunSpec]
 
 def finished(out: str | Path) -> dict[str, str]:
     """run_id → status of the runs already finished in a results folder (none: empty)."""
+    if not Path(out).is_dir():  # nothing run yet: no need to import the store (pandas)
+        return {}
     from cnnbench.results.store import ResultStore
 
     store = ResultStore(out)
@@ -78,7 +105,12 @@ def run(suite: Suite, specs: list[RunSpec], out: Path, *, reporter: PlainReporte
     from cnnbench.execute.runner import run_suite
     from cnnbench.results.store import load_results
 
-    outcome = run_suite(suite, out, specs=specs, reporter=reporter, **options)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        outcome = run_suite(suite, out, specs=specs, reporter=reporter, **options)
+    except CnnbenchError:  # bad input found at the start (data not there, …): nothing written
+        _remove_empty(out, created)
+        raise
     runs, history = load_results(outcome.out)
     return SuiteRun(outcome, runs[runs["run_id"].isin({s.run_id for s in specs})], history)
 
@@ -104,6 +136,19 @@ def run_search(suite: Suite, out: Path, *, shard: str | None, reporter: PlainRep
     runs, history = load_results(out)
     ids = {s.run_id for s in done.state.specs}
     return SuiteRun(done.outcome, runs[runs["run_id"].isin(ids)], history), done
+
+
+def _remove_empty(out: Path, created: list[Path]) -> None:
+    """Remove the folders this call created under and above `out`, where they hold no file."""
+    if not out.is_dir() or any(p.is_file() for p in out.rglob("*")):
+        return
+    for folder in sorted(out.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        folder.rmdir()
+    for folder in created:  # out first, then its parents, deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there now
+            break
 
 
 def status(results: Path, suite_file: Path | None, overrides: list[str] | None,

@@ -105,7 +105,8 @@ def test_list(what, expected):
 
 def test_list_unknown_kind():
     result = invoke("list", "widgets")
-    assert result.exit_code == 2 and "choose one of: models, optimizers, datasets" in result.output
+    assert result.exit_code == 2
+    assert "choose one of: suites, models, optimizers, datasets" in result.output
 
 
 def test_schema_is_json_schema_of_the_suite():

@@ -22,7 +22,7 @@ EXIT_RUN_FAILED = 1
 
 # the order of `cnnbench --help`: the suite workflow first, then results, then the side tools
 COMMAND_ORDER = ("run", "plan", "validate", "schema", "submit", "status", "report", "compare",
-                 "grad-norms", "export", "list", "profile", "trajectories")
+                 "grad-norms", "export", "list", "init", "profile", "lr-find", "trajectories")
 
 
 class CnnbenchGroup(TyperGroup):

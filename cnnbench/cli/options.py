@@ -4,6 +4,7 @@ options as enums (with one message for a bad choice), and the one comma-list par
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -11,11 +12,18 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from cnnbench.choices import PRECISIONS
 from cnnbench.errors import CnnbenchError
-from cnnbench.suite.schema import PRECISIONS
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+
+def _width(stream) -> int | None:
+    """None (the terminal's width) on a terminal; in a pipe, a log or a Slurm `.out`, wide
+    enough that no table cell is ever cut (rich would otherwise assume 80 columns)."""
+    return None if stream.isatty() else 100_000
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -32,6 +40,15 @@ class Format(str, enum.Enum):
     html = "html"
 
 
+class ListFormat(str, enum.Enum):
+    """How a listing (list, plan, status) is written: a rich table, or its rows for other
+    tools."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
 
 
@@ -43,6 +60,7 @@ class At(str, enum.Enum):
 
 
 class Listing(str, enum.Enum):
+    suites = "suites"
     models = "models"
     optimizers = "optimizers"
     datasets = "datasets"
@@ -77,7 +95,8 @@ def parse_list(text: str | None, convert: Callable[[str], T], option: str,
         raise CnnbenchError(f"{option} {text!r}: give {expected}") from None
 
 
-SuiteArg = Annotated[Path, typer.Argument(help="suite YAML file")]
+SuiteArg = Annotated[Path, typer.Argument(
+    help="suite YAML file, or a packaged suite's name (cnnbench list suites)")]
 ResultsArg = Annotated[Path, typer.Argument(help="a results folder")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="override a suite key, e.g. --set train.epochs=1 (repeatable)")]
@@ -87,6 +106,8 @@ OutOpt = Annotated[Path | None, typer.Option(help="results folder (default resul
 DataDirOpt = Annotated[str | None, typer.Option(help="where datasets live")]
 FormatOpt = Annotated[Format, choice_option(Format, "format", "--format",
                                             help="table | markdown | csv | json (report: html)")]
+ListFormatOpt = Annotated[ListFormat, choice_option(ListFormat, "format", "--format",
+                                                    help="table | csv | json")]
 PlotsOpt = Annotated[Path | None, typer.Option(
     help="also write the figures (PNG and SVG) into this folder")]
 

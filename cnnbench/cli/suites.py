@@ -12,10 +12,13 @@ import typer
 from rich.markup import escape
 
 from cnnbench import api
+from cnnbench.choices import EXECUTIONS
 from cnnbench.cli.app import EXIT_RUN_FAILED, app
 from cnnbench.cli.options import (
     DataDirOpt,
     DeviceOpt,
+    ListFormat,
+    ListFormatOpt,
     OutOpt,
     PlotsOpt,
     ResultsArg,
@@ -26,7 +29,6 @@ from cnnbench.cli.options import (
     err_console,
     print_written,
 )
-from cnnbench.suite.schema import EXECUTIONS
 
 ExecutionChoice = enum.Enum("ExecutionChoice", {e: e for e in EXECUTIONS}, type=str)
 
@@ -73,7 +75,7 @@ def run(
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.execute.progress import make_reporter
     from cnnbench.render.report import Report, render_report
-    from cnnbench.render.tables import plan_table
+    from cnnbench.render.tables import plan_rows, plan_table
     from cnnbench.suite import expand
     from cnnbench.train.signals import EXIT_INTERRUPTED
 
@@ -84,7 +86,7 @@ def run(
     if share:
         err_console.print(share, highlight=False)
     if dry_run:
-        console.print(plan_table(specs, {} if rerun else api.finished(out)))
+        console.print(plan_table(plan_rows(specs, {} if rerun else api.finished(out))))
         _search_note(suite)
         return
     reporter = make_reporter(err_console)
@@ -124,14 +126,17 @@ def run(
 
 @app.command()
 def plan(suite_file: SuiteArg, set_: SetOpt = None, out: OutOpt = None,
-         device: DeviceOpt = None) -> None:
+         device: DeviceOpt = None, fmt: ListFormatOpt = ListFormat.table) -> None:
     """Show the expanded runs of a suite and their count, without training."""
-    from cnnbench.render.tables import plan_table
+    from cnnbench.render.records import write_rows
+    from cnnbench.render.tables import plan_rows, plan_table
     from cnnbench.suite import expand
 
     suite = _load(suite_file, set_, device)
-    console.print(plan_table(expand(suite), api.finished(api.results_dir(suite, out))))
-    _search_note(suite)
+    rows = plan_rows(expand(suite), api.finished(api.results_dir(suite, out)))
+    write_rows(rows, console, fmt.value, lambda: plan_table(rows))
+    if fmt is ListFormat.table:
+        _search_note(suite)
 
 
 def _search_note(suite) -> None:
@@ -172,11 +177,21 @@ def status(
     set_: SetOpt = None,
     shards: Annotated[int | None, typer.Option(
         min=1, help="count per shard of N (default: what `submit` recorded)")] = None,
+    fmt: ListFormatOpt = ListFormat.table,
 ) -> None:
     """Done / failed / interrupted / pending runs per shard and in all, and which are left."""
-    from cnnbench.render.tables import status_lines, status_table
+    from cnnbench.render.records import write_rows
+    from cnnbench.render.tables import status_lines, status_rows, status_table
 
     report, record = api.status(results_dir, suite_file, set_, shards)
+    if fmt is not ListFormat.table:
+        unfinished = [{"run_id": r, "shard": s, "state": state,
+                       "has_checkpoint": r in report.resumable}
+                      for r, s, state in report.unfinished]
+        document = {"results": str(results_dir), "job_id": record.get("job_id"),
+                    "counts": status_rows(report), "unfinished": unfinished}
+        write_rows(status_rows(report), console, fmt.value, lambda: None, document)
+        return
     console.print(status_table(results_dir, report, record))
     if "rounds" in record:
         console.print(f"lr search: {record['rounds']} round(s) so far, "
@@ -208,7 +223,9 @@ def submit(
     """Submit the suite as one Slurm job array (submitit), one `run --shard K/N` per task."""
     from cnnbench.execute.slurm import SlurmRequest
     from cnnbench.execute.slurm import submit as submit_array
+    from cnnbench.packaged import resolve_suite
 
+    suite_file = resolve_suite(suite_file)  # a packaged suite's name: its file
     _load(suite_file, set_)  # warnings once, here
     request = SlurmRequest(partition, time, gpus_per_task, cpus_per_task, mem,
                            array_parallelism, shards)

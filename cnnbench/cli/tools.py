@@ -12,6 +12,8 @@ from cnnbench import api
 from cnnbench.cli.app import app
 from cnnbench.cli.options import (
     DataDirOpt,
+    ListFormat,
+    ListFormatOpt,
     Listing,
     Precision,
     choice,
@@ -26,7 +28,7 @@ from cnnbench.errors import CnnbenchError
 @app.command("list")
 def list_(
     what: Annotated[Listing, typer.Argument(parser=choice(Listing, "listing"),
-                                            metavar="models|optimizers|datasets")],
+                                            metavar="suites|models|optimizers|datasets")],
     dataset: Annotated[str | None, typer.Option(
         help="models: also show parameters and FLOPs at this dataset's input")] = None,
     input_: Annotated[str | None, typer.Option(
@@ -34,18 +36,38 @@ def list_(
     classes: Annotated[int | None, typer.Option(
         help="models: class count with --input (default 10) or --dataset (its own)")] = None,
     family: Annotated[str | None, typer.Option(help="models: only this family")] = None,
+    fmt: ListFormatOpt = ListFormat.table,
 ) -> None:
-    """List the registered models, optimizers or datasets, with their key facts."""
+    """List the packaged suites, or the registered models, optimizers or datasets, with their
+    key facts."""
+    from cnnbench.render.records import write_rows
+
+    if what is Listing.suites:
+        from cnnbench.render.tables import suites_table
+
+        rows = api.suites()
+        write_rows(rows, console, fmt.value, lambda: suites_table(rows))
+        return
     from cnnbench.render import listing
 
     if what is not Listing.models:
-        console.print(listing.optimizers_table() if what is Listing.optimizers
-                      else listing.datasets_table())
+        rows = listing.optimizer_rows() if what is Listing.optimizers else listing.dataset_rows()
+        table = listing.optimizers_table if what is Listing.optimizers else listing.datasets_table
+        write_rows(rows, console, fmt.value, lambda: table(rows))
         return
-    with err_console.status("building the models on the meta device to count FLOPs…"):
-        table = listing.models_table(**listing.extra_input(dataset=dataset, input_text=input_,
-                                                           classes=classes), family=family)
-    console.print(table)
+    extra = listing.extra_input(dataset=dataset, input_text=input_, classes=classes)
+    with err_console.status("counting parameters and FLOPs (cached after the first time)…"):
+        rows = listing.model_rows(input_shape=extra.get("input_shape"),
+                                  num_classes=extra.get("num_classes", 10), family=family)
+    write_rows(rows, console, fmt.value, lambda: listing.models_table(rows, **extra))
+
+
+@app.command()
+def init(name: Annotated[str, typer.Argument(help="the suite's name; writes NAME.yaml")
+                         ] = "my_suite") -> None:
+    """Write a commented starter suite NAME.yaml into the current folder (never overwrites)."""
+    path = api.init(name)
+    err_console.print(f"wrote {path}; next: cnnbench plan {path}", highlight=False)
 
 
 @app.command()

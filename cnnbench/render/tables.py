@@ -11,14 +11,38 @@ from rich.table import Table
 from cnnbench.results.status import COLUMNS, SuiteStatus
 
 
-def plan_table(specs, done: dict[str, str]) -> Table:
-    table = Table(title=f"{len(specs)} run(s)")
+def plan_rows(specs, done: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per run of a suite, with its state in the results folder."""
+    return [{"run_id": s.run_id, "model": s.model, "optimizer": s.optimizer, "lr": s.lr,
+             "batch_size": s.batch_size, "seed": s.seed, "state": done.get(s.run_id, "pending")}
+            for s in specs]
+
+
+def plan_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows)} run(s)")
     for column in ("#", "run_id", "model", "optimizer", "lr", "batch", "seed", "state"):
         table.add_column(column, justify="right" if column in ("#", "lr", "seed") else "left")
-    for i, spec in enumerate(specs, 1):
-        table.add_row(str(i), spec.run_id, spec.model, spec.optimizer, f"{spec.lr:.3g}",
-                      str(spec.batch_size), str(spec.seed), done.get(spec.run_id, "pending"))
+    for i, row in enumerate(rows, 1):
+        table.add_row(str(i), row["run_id"], row["model"], row["optimizer"], f"{row['lr']:.3g}",
+                      str(row["batch_size"]), str(row["seed"]), row["state"])
     return table
+
+
+def suites_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="packaged suites (cnnbench run NAME)")
+    for column in ("name", "suite", "runs", "description"):
+        table.add_column(column, justify="right" if column == "runs" else "left")
+    for row in rows:
+        table.add_row(row["name"], row["suite"], "?" if row["runs"] is None else str(row["runs"]),
+                      row["description"])
+    return table
+
+
+def status_rows(report: SuiteStatus) -> list[dict[str, Any]]:
+    """Counts per shard and in all (pending None when the suite is not known)."""
+    return [{"shard": name, **{c: counts[c] if report.known_suite or c != "pending" else None
+                               for c in COLUMNS}, "total": sum(counts.values())}
+            for name, counts in report.counts.items()]
 
 
 def status_table(results: Path, report: SuiteStatus, record: dict[str, Any]) -> Table:

@@ -5,6 +5,7 @@ Precedence: registry defaults < suite file < `--set` overrides.
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ class _Source:
 
     def locate(self, loc: tuple) -> tuple[list[str | int], int | None]:
         """The part of pydantic's `loc` that exists in the document, and its 1-based line."""
+        path, line, _ = self.walk(loc)
+        return path, line
+
+    def walk(self, loc: tuple) -> tuple[list[str | int], int | None, yaml.Node | None]:
+        """`locate`, with the deepest node reached."""
         node, path = self.node, []
         line = node.start_mark.line + 1 if node is not None else None
         for part in loc:
@@ -44,7 +50,22 @@ class _Source:
                 continue
             path.append(part)
             node, line = child, child.start_mark.line + 1
-        return path, line
+        return path, line, node
+
+    def hint(self, loc: tuple) -> str:
+        """Why a plain YAML word arrived as another type: `off`, `no`, `1e3`, `null` …"""
+        path, _, node = self.walk(loc)
+        if (not isinstance(node, yaml.ScalarNode) or node.style is not None
+                or len(path) != len([p for p in loc if not _is_union_tag(str(p))])):
+            return ""
+        kind = {"tag:yaml.org,2002:bool": "the boolean", "tag:yaml.org,2002:int": "the integer",
+                "tag:yaml.org,2002:float": "the number", "tag:yaml.org,2002:null": "null"
+                }.get(node.tag)
+        if kind is None:
+            return ""
+        value = f"{kind} {_yaml_value(node)}" if kind != "null" else "null (no value)"
+        return (f" (YAML reads {node.value} as {value}; quote it, \"{node.value}\", if you mean "
+                "the text)")
 
     def where(self, loc: tuple) -> str:
         path, line = self.locate(loc)
@@ -53,6 +74,11 @@ class _Source:
             if path[:len(parts)] == parts:
                 return f"--set {text!r}: {key}"
         return f"{self.file}{f':{line}' if line else ''}" + (f": {key}" if key else "")
+
+
+def _yaml_value(node: yaml.ScalarNode) -> str:
+    value = yaml.safe_load(node.value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _is_union_tag(part: str) -> bool:
@@ -114,9 +140,66 @@ def _raise_for(errors: list[tuple[tuple, str]], source: _Source) -> None:
                           for other, _, _ in located)]
     merged: dict[str, list[str]] = {}
     for loc, msg in deepest:
+        if "valid string" in msg:
+            msg += source.hint(loc)
         merged.setdefault(source.where(loc), []).append(msg)
     lines = [f"{where}: {' or '.join(dict.fromkeys(msgs))}" for where, msgs in merged.items()]
     raise SuiteError("invalid suite:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
+
+
+# what a suite file may hold: a few levels and a few thousand values; anything past these is a
+# damaged or hostile file (YAML aliases can make a short file expand without bound)
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+         (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 text (or UTF-16/32 with a byte-order mark, as YAML allows); anything else is one
+    message naming the first bad byte."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError:
+                break
+    if b"\x00" in raw:
+        raise SuiteError(f"{path}: a binary file, not YAML text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save "
+                         "the file as UTF-8") from None
+
+
+def _check_tree(path: Path, root: yaml.Node) -> None:
+    """Duplicate keys (YAML would silently keep the last), nesting deeper than MAX_DEPTH and more
+    than MAX_VALUES values once aliases are expanded: one message each, with the line."""
+    stack, values = [(root, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        values += 1
+        where = f"{path}:{node.start_mark.line + 1}"
+        if depth > MAX_DEPTH:
+            raise SuiteError(f"{where}: nested deeper than {MAX_DEPTH} levels; a suite is a few "
+                             "levels deep")
+        if values > MAX_VALUES:
+            raise SuiteError(f"{path}: more than {MAX_VALUES:,} values (with YAML aliases "
+                             "expanded); a suite holds far fewer")
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        raise SuiteError(f"{path}:{line}: key {key.value!r} given twice (first "
+                                         f"at line {seen[key.value]}); keep one")
+                    seen[key.value] = line
+                stack += [(key, depth + 1), (value, depth + 1)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(item, depth + 1) for item in node.value]
 
 
 def _read_yaml(path: Path) -> tuple[Any, _Source]:
@@ -124,15 +207,24 @@ def _read_yaml(path: Path) -> tuple[Any, _Source]:
         raise SuiteError(f"suite file {str(path)!r} does not exist")
     if path.is_dir():
         raise SuiteError(f"suite file {str(path)!r} is a directory; give a .yaml file")
-    text = path.read_text()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"suite file {str(path)!r} cannot be read: {exc.strerror}") from None
+    text = _decode(path, raw)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_tree(path, node)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise SuiteError(f"{where}: YAML syntax error: {problem}") from None
+    except RecursionError:  # the parser itself recurses: nesting far past MAX_DEPTH
+        raise SuiteError(f"{path}: nested deeper than {MAX_DEPTH} levels; a suite is a few "
+                         "levels deep") from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with keys name, dataset, matrix, ...")
     return data, _Source(str(path), node)
@@ -154,7 +246,10 @@ def validate_suite(data: dict, source: _Source | None = None) -> Suite:
     if unknown:
         _raise_for(unknown, source)
     try:
-        suite = Suite.model_validate(data)
+        # strict, as JSON: a YAML value of another type (a boolean for a count, a string for a
+        # number, 2.5 for an integer) is an error, never silently converted; JSON mode still
+        # reads lists as tuples. Values JSON cannot hold (YAML dates) arrive as text.
+        suite = Suite.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         _raise_for([(e["loc"], e["msg"]) for e in exc.errors()], source)
     _check_names(suite, source)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +14,8 @@ from pydantic import (
     Tag,
     model_validator,
 )
+
+from cnnbench.choices import EXECUTIONS, PRECISIONS, Execution, Precision  # noqa: F401  (re-exported)
 
 # ─── Schema ────────────────────────────────────────────────────────────────────────────────────
 
@@ -152,14 +153,6 @@ class Target(Strict):
     metric: Literal["val_acc", "val_loss", "train_loss", "train_acc", "test_acc"] = "val_acc"
     value: float
 
-
-# the precisions a run or a profile can use (train/precision.py maps them to dtypes)
-Precision = Literal["fp32", "bf16", "fp16", "fp64"]
-PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
-
-# how a suite's runs train (execute/grouping.py): one by one, or as vectorized ensembles
-Execution = Literal["sequential", "ensemble", "auto"]
-EXECUTIONS: tuple[str, ...] = typing.get_args(Execution)
 
 BatchSize = Annotated[int, Field(ge=1)] | Literal["full"]
 
