@@ -35,20 +35,28 @@ def load(suite_file: str | Path, overrides: list[str] | None = None,
 
 
 def suites() -> list[dict[str, Any]]:
-    """The packaged suites: name (what `run NAME` takes), suite name, run count, description."""
-    from cnnbench.packaged import description, packaged_suites
+    """The packaged suites: name (what `run NAME` takes), suite name, run count, description.
+    Counts come from the suites' index (`packaged.INDEX`, kept true by a test), so listing
+    them loads neither pydantic nor torch."""
+    from cnnbench.packaged import description, packaged_suites, read_index
+
+    index = read_index()
+    return [{"name": name, "suite": index.get(name, {}).get("suite"),
+             "runs": index.get(name, {}).get("runs"), "description": description(path)}
+            for name, path in packaged_suites().items()]
+
+
+def suite_index() -> dict[str, dict[str, Any]]:
+    """What the suites' index should hold: each packaged suite's name and run count (round 1
+    for an lr search), computed by loading and expanding it."""
+    from cnnbench.packaged import packaged_suites
     from cnnbench.suite import expand
 
-    rows = []
+    index = {}
     for name, path in packaged_suites().items():
-        try:
-            suite, _ = load(path)
-            runs, suite_name = len(expand(suite)), suite.name
-        except CnnbenchError as exc:  # e.g. user_model.yaml outside a clone: say so, go on
-            runs, suite_name = None, f"invalid here: {exc}"
-        rows.append({"name": name, "suite": suite_name, "runs": runs,
-                     "description": description(path)})
-    return rows
+        suite, _ = load(path)
+        index[name] = {"suite": suite.name, "runs": len(expand(suite))}
+    return index
 
 
 def init(name: str, folder: str | Path = ".") -> Path:

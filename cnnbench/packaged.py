@@ -4,11 +4,23 @@ found by name (`cnnbench run quickstart`, `lecture/optimizers`), listed, and the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from cnnbench.errors import CnnbenchError
 
 SUITES_DIR = Path(__file__).parent / "suites"
+# each packaged suite's name and run count: `cnnbench list suites` reads it instead of expanding
+# every suite (torch); tests/test_packaged_index.py checks it against `api.suite_index()`
+INDEX = SUITES_DIR / "index.json"
+
+
+def read_index() -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(INDEX.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # absent or damaged: the listing shows no counts
+        return {}
 
 
 def packaged_suites() -> dict[str, Path]:

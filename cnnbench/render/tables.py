@@ -4,11 +4,14 @@ each optimizer's trajectory ended."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from cnnbench.results.status import COLUMNS, SuiteStatus
+from cnnbench.results.schema import SUITE_STATES as COLUMNS
+
+if TYPE_CHECKING:  # the store behind it imports pandas; plan and list need none of it
+    from cnnbench.results.status import SuiteStatus
 
 
 def plan_rows(specs, done: dict[str, str]) -> list[dict[str, Any]]:
@@ -95,8 +98,10 @@ def search_table(state) -> Table:
 
 def search_plan_lines(suite) -> list[str]:
     """What `plan` says under round 1 about the lr searches' later rounds."""
-    from cnnbench.suite.search import search_state
+    from cnnbench.suite.search import has_search, search_state
 
+    if not has_search(suite):  # the search's state reads results (pandas): only where needed
+        return []
     groups = search_state(suite).groups
     if not groups:
         return []

@@ -32,6 +32,9 @@ SUCCEEDED = frozenset({Status.OK, Status.DIVERGED})  # the suite succeeded if ev
 FAILED = frozenset({Status.ERROR, Status.OOM, Status.TIMEOUT})  # retried by --rerun-failed
 DONE = SUCCEEDED | FAILED  # not interrupted: that one resumes
 
+# where a run of a suite stands, as `cnnbench status` counts it (results/status.py)
+SUITE_STATES = ("done", "failed", "interrupted", "pending")
+
 HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
                    "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "ndim", "grad_norm"]

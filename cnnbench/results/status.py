@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.results.schema import FAILED, Status
+from cnnbench.results.schema import FAILED, SUITE_STATES, Status
 from cnnbench.results.store import ResultStore
 
-COLUMNS = ("done", "failed", "interrupted", "pending")
+COLUMNS = SUITE_STATES
 
 
 def state_of(status: str | None) -> str:
