@@ -162,12 +162,16 @@ def _remove_empty(out: Path, created: list[Path]) -> None:
 def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
            shards: int | None) -> tuple[SuiteStatus, dict[str, Any]]:
     """Where a suite stands, with the record `submit` left (job id, shards), if any. Without
-    `suite_file`, the suite copy `submit` made is used when there is one."""
+    `suite_file`, the run_ids `submit` recorded per shard are counted (no suite loaded, no
+    torch imported); failing those, the suite copy `submit` made is used when there is one."""
     from cnnbench.execute.slurm import SUITE_COPY, read_record
     from cnnbench.results.status import suite_status
     from cnnbench.suite import expand
 
     record = read_record(results) or {}
+    recorded = record.get("shard_run_ids")
+    if suite_file is None and not overrides and recorded and shards in (None, len(recorded)):
+        return suite_status(results, shard_ids=recorded), record  # as submitted: no suite
     if suite_file is None and (results / SUITE_COPY).exists():
         suite_file = results / SUITE_COPY
         overrides = [*record.get("overrides", []), *(overrides or [])]

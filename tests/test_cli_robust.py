@@ -247,3 +247,30 @@ def test_any_nested_document_loads_or_fails_with_a_suite_error(doc, key, tmp_pat
         load_suite(path)
     except SuiteError:
         pass
+
+
+@pytest.mark.subprocess
+def test_status_of_a_submitted_suite_counts_recorded_run_ids_without_torch(tmp_path,
+                                                                           write_suite):
+    import shutil
+
+    import cnnbench
+    from cnnbench import api
+    from cnnbench.execute.progress import PlainReporter
+    from cnnbench.suite import expand, shard
+
+    suite_file = write_suite()
+    suite = cnnbench.load_suite(suite_file)
+    specs = expand(suite)
+    out = tmp_path / "out"
+    cnnbench.run_suite(suite, out, specs=shard(specs, 1, 2), reporter=PlainReporter(io.StringIO()))
+    shutil.copyfile(suite_file, out / "suite.yaml")  # what `submit` leaves, as it records it
+    ids = [[s.run_id for s in shard(specs, k, 2)] for k in (1, 2)]
+    (out / "submit.json").write_text(json.dumps({"job_id": "7", "shards": 2, "overrides": [],
+                                                 "suite": "suite.yaml", "shard_run_ids": ids}))
+    recorded, _ = api.status(out, None, None, None)
+    expanded, _ = api.status(out, suite_file, None, 2)
+    assert recorded.counts == expanded.counts and recorded.unfinished == expanded.unfinished
+    assert recorded.counts["1/2"]["done"] == len(ids[0])
+    assert recorded.counts["2/2"]["pending"] == len(ids[1])
+    assert "torch" not in _imports("status", str(out))

@@ -137,7 +137,7 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
 
     The suite is validated first and copied into `out`; submitit's logs go to
     `out/slurm/<time>/` (a fresh folder per submission: job ids may repeat across clusters)."""
-    from cnnbench.suite import expand, load_suite
+    from cnnbench.suite import expand, load_suite, shard
     from cnnbench.suite.search import has_search
 
     submitit = _submitit()
@@ -145,7 +145,8 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
 
     overrides = list(overrides or [])
     suite = load_suite(suite_file, overrides)
-    runs = len(expand(suite))
+    specs = expand(suite)
+    runs = len(specs)
     shards = request.shards or min(runs, request.array_parallelism)
     if not 1 <= shards <= runs:
         raise CnnbenchError(f"--shards {shards}: the suite has {runs} run(s); choose 1..{runs}")
@@ -176,7 +177,10 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
     job_id = jobs[0].job_id.split("_")[0]
     record = {"job_id": job_id, "shards": shards, "runs": runs, "suite": SUITE_COPY,
               "overrides": overrides, "logs": str(folder), "submitted": time.time(),
-              "request": asdict(request)}
+              "request": asdict(request),
+              # each task's run_ids: `cnnbench status` counts from them without the suite
+              "shard_run_ids": [[s.run_id for s in shard(specs, k, shards)]
+                                for k in range(1, shards + 1)]}
     (out / SUBMIT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return Submission(job_id, shards, runs, folder, script, jobs)
 
