@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,26 +17,15 @@ from typer.testing import CliRunner
 import cnnbench
 from cnnbench.cli import app
 from cnnbench.suite.search import search_state
+from tests.helpers.slurm import cluster_up
 from tests.helpers.suites import TINY_SUITE
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def _cluster_up() -> bool:
-    if not all(shutil.which(t) for t in ("sbatch", "squeue", "srun", "sinfo")):
-        return False
-    try:
-        states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                                timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return states.returncode == 0 and any(s.strip() in ("idle", "mixed", "allocated")
-                                          for s in states.stdout.splitlines())
-
-
 @pytest.mark.subprocess
-@pytest.mark.skipif(not _cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+@pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
 def test_a_search_runs_as_successive_job_arrays(write_suite, tmp_path):
     search = {"log": [0.003, 0.03], "num": 2, "expand": 1, "refine": 1, "confirm": 2}
     path = write_suite(matrix={**TINY_SUITE["matrix"], "lr": {"search": search}})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,25 +20,14 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.execute.slurm import time_minutes
 from cnnbench.suite import expand
 from cnnbench.suite.shards import shard
+from tests.helpers.slurm import cluster_up
 from tests.helpers.suites import slow_model
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def _cluster_up() -> bool:
-    if not all(shutil.which(tool) for tool in ("sbatch", "squeue", "scancel", "srun", "sinfo")):
-        return False
-    try:
-        states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                                timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return states.returncode == 0 and any(s.strip() in ("idle", "mixed", "allocated")
-                                          for s in states.stdout.splitlines())
-
-
-slurm = pytest.mark.skipif(not _cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+slurm = pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
 
 
 def _submit(suite: Path, out: Path, shards: int, *extra: str) -> str:

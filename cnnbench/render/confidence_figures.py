@@ -6,27 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from matplotlib.figure import Figure
 
 from cnnbench.render.plots import LABELS, _panels, _scale, save
+from cnnbench.render.problems import problem_frames
 from cnnbench.render.report import Report
 from cnnbench.render.style import styles_by_name
-
-
-def _problems(report: Report, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    keys = report.problem_keys
-    if not keys:
-        return [("all runs", frame)]
-    return [(" / ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), part)
-            for key, part in frame.groupby(keys, sort=True)]
 
 
 def expected_best_figure(report: Report) -> Figure:
     """Per problem, the expected best selection score against the number of trials, a line per
     optimizer with a ± 1 std band."""
     curves = report.confidence.budget
-    parts = _problems(report, curves)
+    parts = problem_frames(report, curves)
     styles = styles_by_name(curves["optimizer"].unique().tolist())
     scale = _scale(report.metric)
     fig, axes = _panels(len(parts))
@@ -54,7 +46,7 @@ def expected_best_figure(report: Report) -> Figure:
 def p_best_figure(report: Report) -> Figure:
     """Per problem, P(best) of each optimizer as horizontal bars."""
     table = report.confidence.p_best
-    parts = _problems(report, table)
+    parts = problem_frames(report, table)
     styles = styles_by_name(table["optimizer"].unique().tolist())
     fig, axes = _panels(len(parts), width=4.5, height=0.5 + 0.45 * table["optimizer"].nunique())
     for ax, (name, part) in zip(axes, parts, strict=True):
@@ -72,7 +64,7 @@ def p_best_figure(report: Report) -> Figure:
 def paired_figure(report: Report) -> Figure:
     """Per problem, each comparison's mean paired difference with its CI (a forest plot)."""
     table = report.confidence.paired
-    parts = _problems(report, table)
+    parts = problem_frames(report, table)
     scale = 100.0 if report.test.endswith("acc") else 1.0
     fig, axes = _panels(len(parts), width=5.0, height=0.8 + 0.5 * max(1, len(table)))
     for ax, (name, part) in zip(axes, parts, strict=True):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cnnbench import analysis
 from cnnbench.render.exports import require
+from cnnbench.render.problems import problem_frames
 from cnnbench.render.report import Report, report_titles
 from cnnbench.render.style import plotly_style, styles_by_name
 
@@ -39,15 +40,6 @@ def _go():
     from plotly.subplots import make_subplots
 
     return go, make_subplots
-
-
-def _problems(report: Report, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(title, rows) per problem (model, dataset, …: the groups' keys but optimizer)."""
-    keys = report.problem_keys
-    if not keys:
-        return [("all runs", frame)]
-    return [(" / ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), part)
-            for key, part in frame.groupby(keys, sort=True)]
 
 
 def _scale(metric: str) -> float:
@@ -78,7 +70,7 @@ def lr_sensitivity(report: Report, runs: pd.DataFrame) -> Any:
     (hover: its run_id)."""
     go, make_subplots = _go()
     styles = styles_by_name(report.best["optimizer"].astype(str).unique().tolist())
-    problems = _problems(report, report.curve)
+    problems = problem_frames(report, report.curve)
     fig, columns = _grid(make_subplots, [t for t, _ in problems])
     scale, shown = _scale(report.metric), set()
     for i, (_, part) in enumerate(problems):
@@ -117,7 +109,7 @@ def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -
     go, make_subplots = _go()
     styles = styles_by_name(report.best["optimizer"].astype(str).unique().tolist())
     curves = analysis.learning_curves(runs, history, report.best)
-    problems = _problems(report, curves)
+    problems = problem_frames(report, curves)
     titles = [f"{t}: {kind}" for t, _ in problems for kind in ("loss", "accuracy (%)")]
     fig, _ = _grid(make_subplots, titles, columns=2)
     shown = set()
@@ -148,7 +140,7 @@ def time_vs_accuracy(report: Report) -> Any:
     """Each optimizer at its best lr: test metric (± std) against training seconds."""
     go, make_subplots = _go()
     styles = styles_by_name(report.best["optimizer"].astype(str).unique().tolist())
-    problems = _problems(report, report.best)
+    problems = problem_frames(report, report.best)
     fig, columns = _grid(make_subplots, [t for t, _ in problems])
     test, shown = report.test, set()
     for i, (_, part) in enumerate(problems):
