@@ -126,7 +126,7 @@ class _ScheduleProbe(torch.optim.Optimizer):
     """One param group with momentum and no parameters, made without `Optimizer.__init__`
     (whose first `add_param_group` imports torch._dynamo: 1.4 s of `cnnbench validate`)."""
 
-    def __init__(self) -> None:  # noqa: super-init deliberately skipped, see above
+    def __init__(self) -> None:  # Optimizer.__init__ deliberately not called: see above
         self.defaults = {"lr": 1.0, "momentum": 0.9}
         self.param_groups = [{"params": [], **self.defaults}]
         self.state = {}
