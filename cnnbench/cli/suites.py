@@ -73,11 +73,8 @@ def run(
         min=1, help="most runs in one ensemble (fewer where the GPU's memory holds fewer)")] = 16,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
-    from cnnbench.execute.progress import make_reporter
-    from cnnbench.render.report import Report, render_report
     from cnnbench.render.tables import plan_rows, plan_table
     from cnnbench.suite import expand
-    from cnnbench.train.signals import EXIT_INTERRUPTED
 
     suite = _load(suite_file, set_, device)
     out = api.results_dir(suite, out)
@@ -89,20 +86,34 @@ def run(
         console.print(plan_table(plan_rows(specs, {} if rerun else api.finished(out))))
         _search_note(suite)
         return
-    reporter = make_reporter(err_console)
-    if track is not None:
-        from cnnbench.execute.tracking import TrackingReporter, parse_track
+    options = dict(reporter=_reporter(track, suite, out, suite_file), rerun=rerun,
+                   rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
+                   workers=workers, execution=execution.value if execution else None,
+                   ensemble_max=ensemble_max)
+    done, rounds = (api.run_search(suite, out, shard=shard, **options) if search
+                    else (api.run(suite, specs, out, **options), None))
+    _show_run(done, rounds, plots)
+    _exit_for(done.outcome)
 
-        reporter = TrackingReporter(reporter, parse_track(track)[1], suite.name, out, suite_file)
-    options = dict(reporter=reporter, rerun=rerun, rerun_failed=rerun_failed,
-                   data_dir=data_dir, fail_fast=fail_fast, workers=workers,
-                   execution=execution.value if execution else None, ensemble_max=ensemble_max)
-    if search:
-        done, rounds = api.run_search(suite, out, shard=shard, **options)
-    else:
-        done = api.run(suite, specs, out, **options)
+
+def _reporter(track: str | None, suite, out: Path, suite_file: Path):
+    """Progress on stderr; with `--track mlflow:URI`, also logged to MLflow as it trains."""
+    from cnnbench.execute.progress import make_reporter
+
+    reporter = make_reporter(err_console)
+    if track is None:
+        return reporter
+    from cnnbench.execute.tracking import TrackingReporter, parse_track
+
+    return TrackingReporter(reporter, parse_track(track)[1], suite.name, out, suite_file)
+
+
+def _show_run(done, rounds, plots: Path | None) -> None:
+    """The report of the runs asked for, the lr search's state, and the figures."""
+    from cnnbench.render.report import Report, render_report
+
     render_report(done.runs, console)
-    if search:
+    if rounds is not None:
         from cnnbench.render.tables import search_table
 
         console.print(search_table(rounds.state))
@@ -116,7 +127,12 @@ def run(
         report = Report(done.runs, done.history)
         print_written(write_figures(report, done.runs, done.history, plots))
         print_written(write_confidence_figures(report, plots))
-    outcome = done.outcome
+
+
+def _exit_for(outcome) -> None:
+    """The counts line; exit 3 when a signal stopped the suite, 1 when a run failed."""
+    from cnnbench.train.signals import EXIT_INTERRUPTED
+
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
     err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "
                       f"{outcome.skipped} skipped)")
