@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from cnnbench.execute.runner import run_suite
     from cnnbench.models import create_model
     from cnnbench.optim import create_optimizer
-    from cnnbench.results.store import load_grad_norms, load_results
+    from cnnbench.results.loading import load_grad_norms, load_results
     from cnnbench.suite import RunSpec, expand, load_suite
 
 # public name → the module that defines it
@@ -22,8 +22,8 @@ _LAZY = {
     "run_suite": "cnnbench.execute.runner",
     "create_model": "cnnbench.models",
     "create_optimizer": "cnnbench.optim",
-    "load_grad_norms": "cnnbench.results.store",
-    "load_results": "cnnbench.results.store",
+    "load_grad_norms": "cnnbench.results.loading",
+    "load_results": "cnnbench.results.loading",
     "RunSpec": "cnnbench.suite",
     "expand": "cnnbench.suite",
     "load_suite": "cnnbench.suite",

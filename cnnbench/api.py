@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # annotations only; nothing here imports what imports this mo
 
     from cnnbench.execute.progress import PlainReporter
     from cnnbench.render.report import Report
+    from cnnbench.results.compaction import Compaction
     from cnnbench.results.schema import SuiteOutcome
     from cnnbench.results.status import SuiteStatus
     from cnnbench.suite import RunSpec, Suite
@@ -111,7 +112,7 @@ def run(suite: Suite, specs: list[RunSpec], out: Path, *, reporter: PlainReporte
     """Train `specs` (skipping finished ones; `options` as `run_suite`'s) and load their
     results."""
     from cnnbench.execute.runner import run_suite
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
 
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
@@ -136,7 +137,7 @@ def run_search(suite: Suite, out: Path, *, shard: str | None, reporter: PlainRep
     or in a Slurm array task; `options` as `run_suite`'s) and load the results of every round;
     with the search's state after (`execute.rounds.SearchRun`)."""
     from cnnbench.execute.rounds import run_rounds
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
     from cnnbench.suite.shards import parse_shard, shard_from_env
 
     share = parse_shard(shard) if shard is not None else shard_from_env()
@@ -189,7 +190,7 @@ def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
 def report(results: Path, **options: Any) -> tuple[Report, pd.DataFrame, pd.DataFrame]:
     """The report of a results folder (`options` as `Report`'s), with its runs and history."""
     from cnnbench.render.report import Report
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
 
     runs, history = load_results(results)
     if runs.empty:
@@ -201,7 +202,7 @@ def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05) -> p
     """The common runs of two results folders side by side (`analysis.compare`); a time
     changed only beyond `factor` (and significant)."""
     from cnnbench.analysis import compare as compare_runs
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
 
     runs_a, _ = load_results(dir_a)
     runs_b, _ = load_results(dir_b)
@@ -219,7 +220,7 @@ def grad_norms(results: Path, epochs: list[int] | None
                ) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
     """The grad_norms probe by depth: (first-vs-last summary, per-layer profile, the epochs to
     draw — default 0 and the last)."""
-    from cnnbench.results.store import load_grad_norms, load_results
+    from cnnbench.results.loading import load_grad_norms, load_results
     from cnnbench.tools.gradients import depth_profile, depth_summary
 
     runs, _ = load_results(results)
@@ -230,6 +231,21 @@ def grad_norms(results: Path, epochs: list[int] | None
         raise CnnbenchError(f"--epochs: no gradient norms recorded at epoch(s) {missing}; "
                             f"recorded: {sorted(profile['epoch'].unique().tolist())}")
     return depth_summary(profile), profile, chosen
+
+
+def compact_results(results: Path) -> Compaction:
+    """Fold a results folder's per-run files into one consolidated file per table."""
+    from cnnbench.results.compaction import compact
+
+    return compact(results)
+
+
+def upgrade_results(results: Path) -> tuple[int, int]:
+    """Rewrite the older-version run files of a results folder: (files rewritten, version)."""
+    from cnnbench.results.schema import SCHEMA_VERSION
+    from cnnbench.results.upgrade import upgrade
+
+    return upgrade(results), SCHEMA_VERSION
 
 
 def profile(model: str, *, dataset: str | None, input: str | None, classes: int | None,
@@ -260,7 +276,7 @@ def export(results: Path, *, mlflow: str | None = None, tensorboard: Path | None
     import tempfile
 
     from cnnbench.execute.slurm import SUITE_COPY
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
 
     if mlflow is None and tensorboard is None:
         raise CnnbenchError("export needs a target: --mlflow URI and/or --tensorboard LOGDIR")

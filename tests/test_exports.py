@@ -39,7 +39,7 @@ def _runs_of(client, suite: str):
 
 
 def test_records_carry_params_metrics_tags_and_the_history_points(folder):
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
 
     runs, history = load_results(folder)
     rec = {r.run_id: r for r in records.records(runs, history)}["mlp-sgd-0.1-0"]
@@ -86,7 +86,7 @@ def test_mlflow_export_fills_the_gap_of_an_incomplete_run(tmp_path, store):
     from mlflow.tracking import MlflowClient
 
     from cnnbench.render.exports.mlflow import MlflowSink
-    from cnnbench.results.store import load_results
+    from cnnbench.results.loading import load_results
 
     folder = rf.write(tmp_path / "gap", rf.runs(*rf.grid("sgd", {0.1: [0.8]}, suite="gap")))
     runs, history = load_results(folder)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cnnbench.cli import app
 from cnnbench.execute.runner import run_suite
 from cnnbench.render.report import Report, render_report, write_report
-from cnnbench.results.store import load_results
+from cnnbench.results.loading import load_results
 from cnnbench.suite import validate_suite
 from tests.helpers.suites import TINY_SUITE
 

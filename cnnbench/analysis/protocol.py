@@ -118,17 +118,16 @@ def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
     """One row per (group, lr): `score` (mean over seeds, failed runs at the worst value) and the
     spread of the finished runs (`mean`, `std`, `min`, `max`), with status counts."""
     keys = group_keys(runs, by)
-    data = runs.join(run_scores(runs, history, metric=metric, at=at))
-    rows = []
-    for key, group in data.groupby([*keys, "lr"], sort=True):
-        values = group["value"].dropna()
-        rows.append({**dict(zip([*keys, "lr"], key, strict=True)),
-                     "score": group["score"].mean(), "mean": values.mean(),
-                     "std": values.std(ddof=1), "min": values.min(), "max": values.max(),
-                     "seeds": len(group), **_status_counts(group["status"])})
-    columns = [*keys, "lr", "score", "mean", "std", "min", "max", "seeds", "ok", "diverged",
-               "failed"]
-    return natural_order(pd.DataFrame(rows, columns=columns), [*keys, "lr"])
+    status = runs["status"]
+    data = runs[[*keys, "lr"]].join(run_scores(runs, history, metric=metric, at=at)).assign(
+        ok=status.eq("ok"), diverged=status.eq("diverged"),
+        failed=~status.isin(["ok", "diverged"]))
+    # one vectorised pass: a Python loop over (group, lr) took seconds at 50,000 runs
+    curve = data.groupby([*keys, "lr"], sort=True).agg(
+        score=("score", "mean"), mean=("value", "mean"), std=("value", "std"),
+        min=("value", "min"), max=("value", "max"), seeds=("score", "size"),
+        ok=("ok", "sum"), diverged=("diverged", "sum"), failed=("failed", "sum"))
+    return natural_order(curve.reset_index(), [*keys, "lr"])
 
 
 def pick_best(lrs: Sequence[float], scores: Sequence[float], *, lower: bool) -> float:

@@ -8,6 +8,7 @@ User errors (`CnnbenchError`) are turned into one message on stderr and exit cod
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.markup import escape
@@ -22,7 +23,8 @@ EXIT_RUN_FAILED = 1
 
 # the order of `cnnbench --help`: the suite workflow first, then results, then the side tools
 COMMAND_ORDER = ("run", "plan", "validate", "schema", "submit", "status", "report", "compare",
-                 "grad-norms", "export", "list", "init", "profile", "lr-find", "trajectories")
+                 "grad-norms", "export", "compact", "upgrade", "list", "init", "profile",
+                 "lr-find", "trajectories")
 
 
 class CnnbenchGroup(TyperGroup):
@@ -35,10 +37,18 @@ class CnnbenchGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except CnnbenchError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def _show_warning(message, category, *args, **kwargs) -> None:
+    """Warnings meant for users (damaged result files, …) as one line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False,
+                      soft_wrap=True)
 
 
 app = typer.Typer(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None,

@@ -1,4 +1,4 @@
-"""Commands on results folders: report, compare, grad-norms."""
+"""Commands on results folders: report, compare, grad-norms, compact, upgrade."""
 
 from __future__ import annotations
 
@@ -129,3 +129,19 @@ def grad_norms(
         from cnnbench.render.plots import grad_norm_depth, save
 
         print_written(save(grad_norm_depth(profile, chosen), plot, "grad_norms"))
+
+
+@app.command()
+def compact(results_dir: ResultsArg) -> None:
+    """Fold a results folder's per-run files into one file per table (safe while shards write)."""
+    done = api.compact_results(results_dir)
+    console.print(f"{results_dir}: {done.runs} run(s) in one file; {done.removed} file(s) "
+                  "folded and removed", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def upgrade(results_dir: ResultsArg) -> None:
+    """Rewrite a results folder of an older schema version in the current layout, run by run."""
+    count, version = api.upgrade_results(results_dir)
+    console.print(f"{results_dir}: {count} run file(s) rewritten; the folder is at schema "
+                  f"version {version}", highlight=False, soft_wrap=True)

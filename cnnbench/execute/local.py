@@ -22,8 +22,9 @@ from cnnbench.execute.grouping import (
 )
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.models import create_model
+from cnnbench.results.files import WriteError
 from cnnbench.results.schema import FAILED, RunOutcome, RunRow, Status
-from cnnbench.results.store import ResultStore, WriteError
+from cnnbench.results.store import ResultStore
 from cnnbench.suite import DatasetConfig, RunSpec, Suite
 from cnnbench.train import engine, signals
 from cnnbench.train.checkpoint import Checkpoint

@@ -33,7 +33,8 @@ class SearchRun:
 
 def load_state(suite: Suite, out: str | Path) -> SearchState:
     """The search's state against the results in `out` (none yet: round 1)."""
-    from cnnbench.results.store import ResultStore, load_results
+    from cnnbench.results.loading import load_results
+    from cnnbench.results.store import ResultStore
 
     store = ResultStore(out)
     runs = load_results(out)[0] if store.runs_dir.is_dir() else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnbench.errors import CnnbenchError
 from cnnbench.execute.grouping import DEFAULT_MAX_SIZE, Execution
 from cnnbench.execute.local import run_sequential
 from cnnbench.execute.progress import PlainReporter
@@ -31,18 +32,35 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     out = Path(out) if out is not None else Path("results") / suite.name
     if execution is not None:  # as if the suite said so: workers read it from there
         suite = suite.model_copy(update={"execution": execution})
+    whole = specs is None  # not a shard's share: no other process writes to `out`
     specs = expand(suite) if specs is None else specs
     store = ResultStore(out)
     store.prepare()
     done = {} if rerun else store.finished_ids()
+    reporter = reporter or PlainReporter()
+    unreadable = {p.stem for p, _ in store.damaged} & {s.run_id for s in specs}
+    if unreadable:
+        reporter.log(f"{len(unreadable)} run(s) whose result file could not be read run again: "
+                     f"{', '.join(sorted(unreadable))}")
     if rerun_failed:
         done = {k: v for k, v in done.items() if v not in FAILED}
     todo = [s for s in specs if s.run_id not in done]
-    skipped = len(specs) - len(todo)
-    reporter = reporter or PlainReporter()
     if workers > 1 and len(todo) > 1:
-        return run_workers(suite, out, specs, todo, workers=workers, data_dir=data_dir,
-                           reporter=reporter, fail_fast=fail_fast)
+        outcome = run_workers(suite, out, specs, todo, workers=workers, data_dir=data_dir,
+                              reporter=reporter, fail_fast=fail_fast)
+    else:
+        outcome = _run_here(suite, store, specs, todo, done, reporter=reporter,
+                            data_dir=data_dir, fail_fast=fail_fast, ensemble_max=ensemble_max)
+    if whole and outcome.ran and not outcome.interrupted:
+        _compact_if_many(out, reporter)
+    return outcome
+
+
+def _run_here(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list[RunSpec],
+              done: dict[str, str], *, reporter: PlainReporter, data_dir: str | None,
+              fail_fast: bool, ensemble_max: int) -> SuiteOutcome:
+    """Train `todo` in this process, one run or one ensemble after another."""
+    skipped = len(specs) - len(todo)
     statuses: dict[str, int] = {}
     for spec in specs:
         if spec.run_id in done:
@@ -50,7 +68,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     if not todo:
         reporter.start(0, skipped)
         reporter.finish()
-        return SuiteOutcome(out, 0, skipped, statuses)
+        return SuiteOutcome(store.root, 0, skipped, statuses)
     ran, new, stopped = run_sequential(suite, store, todo, device=None, data_dir=data_dir,
                                        reporter=reporter, fail_fast=fail_fast, skipped=skipped,
                                        ensemble_max=ensemble_max)
@@ -59,4 +77,17 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     if stopped:
         reporter.log(f"{stopped}: stopped with {len(todo) - ran} run(s) not started; re-run the "
                      "same command to resume")
-    return SuiteOutcome(out, ran, skipped, statuses, interrupted=bool(stopped))
+    return SuiteOutcome(store.root, ran, skipped, statuses, interrupted=bool(stopped))
+
+
+def _compact_if_many(out: Path, reporter: PlainReporter) -> None:
+    """Fold the per-run files once there are enough of them to slow reading down."""
+    from cnnbench.results.compaction import AUTO_COMPACT_FILES, compact, loose_run_files
+
+    if loose_run_files(out) >= AUTO_COMPACT_FILES:
+        try:
+            done = compact(out)
+        except CnnbenchError as exc:  # e.g. another compaction holds the lock: results are safe
+            reporter.log(f"not compacted: {exc}")
+            return
+        reporter.log(f"compacted {done.removed} result files into one file per table")

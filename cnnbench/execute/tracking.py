@@ -106,8 +106,8 @@ class TrackingReporter(PlainReporter):
 
         from cnnbench.results.store import ResultStore
 
-        path = ResultStore(self.out).path(run_id)
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["step"])
+        history = ResultStore(self.out).read_history(run_id)
+        return history.to_pandas() if history is not None else pd.DataFrame(columns=["step"])
 
     def _handle(self, sink, live: dict[str, str], kind: str, spec: RunSpec,
                 payload: dict[str, Any] | None) -> dict[str, str]:

@@ -11,7 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+import pyarrow as pa
+
+# 1: one file per run, history rows as columns, the `runs` row as JSON in the parquet metadata.
+# 2: `runs`, `history` and `grad_norms` are separate tables of typed columns (README, "Results").
+SCHEMA_VERSION = 2
 
 
 class Status(str, enum.Enum):
@@ -35,10 +39,81 @@ DONE = SUCCEEDED | FAILED  # not interrupted: that one resumes
 # where a run of a suite stands, as `cnnbench status` counts it (results/status.py)
 SUITE_STATES = ("done", "failed", "interrupted", "pending")
 
-HISTORY_COLUMNS = ["run_id", "epoch", "step", "samples", "elapsed_s", "lr", "train_loss",
-                   "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
-GRAD_NORM_COLUMNS = ["run_id", "epoch", "step", "layer", "ndim", "grad_norm"]
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+
+_S, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+WRITTEN_AT = pa.timestamp("us", tz="UTC")
+
+# Every documented `runs` column: name → (parquet type, unit or meaning), in column order. The
+# store writes each of them, null where a run has no value. Further columns: one `hp_<key>` per
+# resolved optimizer hyper-parameter (numbers float64, flags bool, others JSON strings).
+RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "suite": (_S, "the suite's name"),
+    "run_id": (_S, "12 hex digits: hash of the fully resolved run"),
+    "model": (_S, "model name"),
+    "model_kwargs": (_S, "JSON: the model's options"),
+    "optimizer": (_S, "optimizer label (as in the suite)"),
+    "optimizer_name": (_S, "registered optimizer"),
+    "lr": (_F, "learning rate of the grid"),
+    "seed": (_I, "seed"),
+    "batch": (_S, "batch size as written in the suite (a number or 'full')"),
+    "batch_size": (_I, "batch size in samples ('full' resolved)"),
+    "dataset": (_S, "dataset name"),
+    "requested_device": (_S, "device the suite asked for"),
+    "epochs": (_I, "epochs asked for"),
+    "schedule": (_S, "JSON: the lr schedule"),
+    "round": (_I, "the lr-search round that proposed the run (1 for a plain grid)"),
+    "hparams": (_S, "JSON: every optimizer hyper-parameter used"),
+    "device": (_S, "device the run used"),
+    "execution": (_S, "sequential | ensemble: trained alone or as a vectorized ensemble member"),
+    "ensemble_size": (_I, "runs trained together (1: alone)"),
+    "torch_version": (_S, ""), "cuda_version": (_S, ""), "python_version": (_S, ""),
+    "host": (_S, ""), "git_commit": (_S, ""), "device_name": (_S, "GPU or CPU name"),
+    "torch_threads": (_I, "intra-op threads"),
+    "status": (_S, "ok | diverged | error | oom | timeout | interrupted"),
+    "message": (_S, "why a run did not end ok"),
+    "epochs_done": (_I, "epochs completed"),
+    "resumed_from_epoch": (_I, "checkpoint epoch it resumed from"),
+    "steps": (_I, "optimizer steps"),
+    "samples": (_I, "training samples seen"),
+    **{m: (_F, "fraction in [0, 1]" if m.endswith("acc") else "nats") for m in METRICS},
+    "best_val_acc": (_F, "fraction"), "best_val_loss": (_F, "nats"),
+    "wall_s": (_F, "s"), "train_s": (_F, "s"), "eval_s": (_F, "s"), "s_per_epoch": (_F, "s"),
+    "samples_per_s": (_F, "samples/s"), "time_to_target_s": (_F, "s (null: never reached)"),
+    "params": (_I, "parameters"),
+    "train_size": (_I, "samples"), "val_size": (_I, "samples"), "test_size": (_I, "samples"),
+    "start_time": (_F, "Unix time, s"), "end_time": (_F, "Unix time, s"),
+    # probes (README, "Probes"): null where the probe was off
+    "precision": (_S, "fp32 | bf16 | fp16 | fp64"),
+    "compile_s": (_F, "s spent compiling (compile: true)"),
+    "loss_scale": (_F, "fp16 loss scale at the end"),
+    "step_ms_median": (_F, "ms"), "step_ms_p90": (_F, "ms"), "data_ms_median": (_F, "ms"),
+    "compute_ms_median": (_F, "ms"), "data_s": (_F, "s"), "steps_s": (_F, "s"),
+    "warmup_steps": (_I, "steps"),
+    "warmup_s": (_F, "s"),
+    "peak_cuda_allocated_bytes": (_I, "bytes"), "peak_cuda_reserved_bytes": (_I, "bytes"),
+    "cuda_baseline_bytes": (_I, "bytes allocated before the run"),
+    "peak_rss_bytes": (_I, "bytes"), "param_bytes": (_I, "bytes"), "grad_bytes": (_I, "bytes"),
+    "optimizer_state_bytes": (_I, "bytes"),
+    "data_bytes": (_I, "bytes of the dataset on the device"),
+    "flops_per_sample": (_I, "FLOPs (forward)"), "train_flops_per_step": (_I, "FLOPs"),
+    "peak_flops_per_s": (_F, "FLOP/s"), "achieved_flops_per_s": (_F, "FLOP/s"),
+    "mfu": (_F, "fraction"),
+    "schema_version": (_I, "version of this layout"),
+    "written_at": (WRITTEN_AT, "when the row was written; the newest row of a run_id wins"),
+}
+
+HISTORY_TYPES: dict[str, pa.DataType] = {
+    "run_id": _S, "epoch": _I, "step": _I, "samples": _I, "elapsed_s": _F, "lr": _F,
+    **dict.fromkeys(METRICS, _F)}
+HISTORY_COLUMNS = list(HISTORY_TYPES)
+# on disk only: the run's identity, so common plots need no join, and its row's written_at
+HISTORY_EXTRA_TYPES: dict[str, pa.DataType] = {
+    "model": _S, "optimizer": _S, "run_lr": _F, "seed": _I, "written_at": WRITTEN_AT}
+GRAD_NORM_TYPES: dict[str, pa.DataType] = {
+    "run_id": _S, "epoch": _I, "step": _I, "layer": _S, "ndim": _I, "grad_norm": _F,
+    "written_at": WRITTEN_AT}
+GRAD_NORM_COLUMNS = [c for c in GRAD_NORM_TYPES if c != "written_at"]
 
 
 @dataclass(frozen=True)

@@ -1,68 +1,39 @@
-"""Results on disk: one parquet file per run, written atomically (temp file + rename).
+"""Results on disk (README, "Results"): a folder of parquet tables, written atomically.
 
-`<out>/runs/<run_id>.parquet` holds the run's history rows; its summary row travels in the
-same file as JSON in the parquet metadata, so a run is either wholly there or not at all.
-The opt-in `grad_norms` probe's rows travel the same way, as a second metadata entry holding
-columnar JSON (run_id, epoch, step, layer, grad_norm): still one atomic file per run.
+    <out>/cnnbench-results.json        {"schema_version": 2}
+    <out>/runs/<run_id>.parquet        one run's `runs` row (a run is done when its row exists)
+    <out>/history/<run_id>-<t>.parquet that run's history rows
+    <out>/grad_norms/<run_id>-<t>.parquet  the grad_norms probe's rows, where it was on
+    <out>/{runs,history,grad_norms}/compacted-<t>.parquet   many runs, folded by `compact`
+
+One writer per run: history and gradient norms first, the `runs` row last, each through a
+temp file and a rename, so a killed writer leaves either the whole run or a run that is not
+done (its history file, named by the row's `written_at` t, is ignored). A run_id whose row is
+in several files (re-run after compaction) counts once: the newest `written_at` wins.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.results.schema import (
-    DONE,
-    GRAD_NORM_COLUMNS,
-    HISTORY_COLUMNS,
-    SCHEMA_VERSION,
-    RunRow,
+from cnnbench.results.files import (
+    MARKER,
+    TABLES,
+    check_version,
+    now_us,
+    write_marker,
+    write_parquet,
 )
-
-SUMMARY_KEY = b"cnnbench.summary"
-GRAD_NORMS_KEY = b"cnnbench.grad_norms"
-
-
-class WriteError(CnnbenchError):
-    """A result or checkpoint could not be written (full disk, vanished folder): the suite stops."""
-
-
-def atomic_write(target: Path, write: Callable[[BinaryIO], object], what: str, advice: str
-                 ) -> None:
-    """Write `target` through a temp file beside it, fsync and rename: all of it or nothing.
-
-    A failure leaves no temp file; an OSError (full disk, vanished folder) becomes a WriteError
-    "`what`: <reason>. `advice`"."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise WriteError(f"{what}: {exc.strerror or exc}. {advice}") from None
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else str(value)
-    return value
+from cnnbench.results.loading import read_runs, warn_damaged
+from cnnbench.results.schema import DONE, HISTORY_COLUMNS, SCHEMA_VERSION, RunRow
+from cnnbench.results.tables import grad_norms_table, history_table, runs_table
 
 
 class ResultStore:
@@ -71,6 +42,9 @@ class ResultStore:
     def __init__(self, out: str | Path) -> None:
         self.root = Path(out)
         self.runs_dir = self.root / "runs"
+        self.damaged: list[tuple[Path, str]] = []  # what the last `statuses()` could not read
+        self.marked = False  # the version marker is there: written with the first row, so that
+        # a suite that stops before its first run leaves no file behind
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.parquet"
@@ -80,8 +54,10 @@ class ResultStore:
         return self.root / "checkpoints" / f"{run_id}.pt"
 
     def prepare(self) -> None:
+        check_version(self.root)
         try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            for table in TABLES:
+                (self.root / table).mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=self.runs_dir, prefix=".write-test-")
             probe.close()
         except OSError as exc:
@@ -89,93 +65,72 @@ class ResultStore:
                                 "choose another folder with --out") from None
 
     def write_row(self, row: RunRow, history: list[dict[str, Any]]) -> Path:
-        """Write one run's row, its history and its gradient norms, as one file."""
+        """Write one run's row, its history and its gradient norms."""
         return self.write(row.record(), history, grad_norms=row.outcome.grad_norms)
 
     def write(self, summary: dict[str, Any], history: list[dict[str, Any]], *,
               grad_norms: list[dict[str, Any]] | None = None) -> Path:
         """Write a flat `runs` record and its history rows (tests and tools build them)."""
-        table = pa.Table.from_pylist(history) if history else pa.table(
-            {c: pa.array([], pa.float64()) for c in HISTORY_COLUMNS})
-        summary = {**summary, "schema_version": SCHEMA_VERSION}
-        meta = {SUMMARY_KEY: json.dumps({k: _jsonable(v) for k, v in summary.items()},
-                                        default=str).encode()}
-        if grad_norms is not None:
-            columns = {c: [_jsonable(row[c]) for row in grad_norms] for c in GRAD_NORM_COLUMNS}
-            meta[GRAD_NORMS_KEY] = json.dumps(columns).encode()
-        table = table.replace_schema_metadata(meta)
-        target = self.path(summary["run_id"])
-        atomic_write(target, lambda f: pq.write_table(table, f),
-                     f"cannot write the result of run {summary['run_id']} to {str(target)!r}",
-                     "No partial file was left; free space or restore the folder, then run the "
-                     "suite again to resume")
-        return target
+        run_id = summary["run_id"]
+        old = self.path(run_id)
+        stale = _written_at(old) if old.exists() else None
+        record = {**summary, "schema_version": SCHEMA_VERSION, "written_at": now_us()}
+        tag = f"{run_id}-{record['written_at']}.parquet"
+        what = f"cannot write the result of run {run_id}"
+        identity = {**record, "run_lr": record.get("lr")}
+        if history:
+            target = self.root / "history" / tag
+            write_parquet(history_table(history, identity), target, f"{what} to {str(target)!r}")
+        if grad_norms:
+            target = self.root / "grad_norms" / tag
+            write_parquet(grad_norms_table(grad_norms, record["written_at"]), target,
+                          f"{what} to {str(target)!r}")
+        if not self.marked and not (self.root / MARKER).exists():
+            write_marker(self.root)
+        self.marked = True
+        write_parquet(runs_table([record]), old, f"{what} to {str(old)!r}")
+        if stale is not None:  # the replaced row's history is now unreachable: drop it
+            for table in ("history", "grad_norms"):
+                (self.root / table / f"{run_id}-{stale}.parquet").unlink(missing_ok=True)
+        return old
 
     def read_summary(self, run_id: str) -> dict[str, Any] | None:
-        path = self.path(run_id)
-        if not path.exists():
+        """The newest `runs` row of `run_id` as a dict, or None."""
+        if not self.runs_dir.is_dir():
             return None
-        return _summary(pq.read_schema(path).metadata)
+        table = read_runs(self.root).table
+        rows = table.filter(pc.equal(table["run_id"], run_id)).to_pylist()
+        return rows[0] if rows else None
+
+    def read_history(self, run_id: str) -> pa.Table | None:
+        """The history rows of the run just written (its loose files), or None."""
+        stamp = _written_at(self.path(run_id))
+        path = self.root / "history" / f"{run_id}-{stamp}.parquet"
+        if stamp is None or not path.exists():
+            return None
+        return pq.read_table(path, columns=HISTORY_COLUMNS)
 
     def statuses(self) -> dict[str, str]:
-        """run_id → status of every run that has a result file, interrupted ones included."""
-        out = {}
-        for path in self.runs_dir.glob("*.parquet"):
-            try:
-                summary = _summary(pq.read_schema(path).metadata)
-            except (OSError, pa.ArrowInvalid):
-                continue  # a foreign or damaged file: treat its run as not done
-            if "run_id" in summary:
-                out[summary["run_id"]] = summary.get("status")
-        return out
+        """run_id → status of every run that has a row, interrupted ones included. Files that
+        cannot be read are kept in `damaged` (and warned about): their runs count as not done."""
+        scan = read_runs(self.root, columns=["run_id", "status", "written_at"])
+        self.damaged = scan.damaged
+        warn_damaged(scan.damaged)
+        return dict(zip(scan.table.column("run_id").to_pylist(),
+                        scan.table.column("status").to_pylist(), strict=True))
 
     def finished_ids(self) -> dict[str, str]:
-        """run_id → status of every run that has a result file (interrupted ones excluded)."""
+        """run_id → status of every run that has a row (interrupted ones excluded)."""
         return {k: v for k, v in self.statuses().items() if v in DONE}
 
 
-def _summary(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
-    return json.loads((metadata or {}).get(SUMMARY_KEY, b"{}"))
-
-
-def _result_files(path: str | Path) -> list[Path]:
-    runs_dir = ResultStore(path).runs_dir
-    if not runs_dir.is_dir():
-        raise CnnbenchError(f"no results in {str(path)!r} (expected a folder with runs/ inside, "
-                            "as written by `cnnbench run --out`)")
-    return sorted(runs_dir.glob("*.parquet"))
-
-
-def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tidy `runs` (one row per run) and `history` (one row per evaluation) DataFrames."""
-    summaries, histories = [], []
-    for file in _result_files(path):
-        try:
-            table = pq.read_table(file)
-        except (OSError, pa.ArrowInvalid):
-            continue  # being replaced right now, or damaged: never half-read
-        summaries.append(_summary(table.schema.metadata))
-        histories.append(table.to_pandas())
-    runs = pd.DataFrame(summaries)
-    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
-        columns=HISTORY_COLUMNS)
-    return runs, history
-
-
-def load_grad_norms(path: str | Path) -> pd.DataFrame:
-    """The `grad_norms` probe's tidy table (run_id, epoch, step, layer, ndim, grad_norm) of a
-    results folder; empty where no run had the probe on. Epoch 0 holds the first step's
-    gradient; within a run and epoch, layers keep the model's parameter order."""
-    frames = []
-    for file in _result_files(path):
-        try:
-            metadata = pq.read_schema(file).metadata or {}
-        except (OSError, pa.ArrowInvalid):
-            continue
-        if GRAD_NORMS_KEY in metadata:
-            frames.append(pd.DataFrame(json.loads(metadata[GRAD_NORMS_KEY])))
-    if not frames:
-        return pd.DataFrame(columns=GRAD_NORM_COLUMNS)
-    table = pd.concat(frames, ignore_index=True)
-    table["grad_norm"] = table["grad_norm"].astype(float)  # null (a NaN norm) → NaN
-    return table
+def _written_at(path: Path) -> int | None:
+    """The µs `written_at` of a loose `runs` file (None: version 1 or unreadable)."""
+    try:
+        file = pq.ParquetFile(path)
+        if "written_at" not in file.schema_arrow.names:
+            return None
+        values = file.read(columns=["written_at"]).column(0).cast(pa.int64()).to_pylist()
+    except (OSError, pa.ArrowInvalid):
+        return None
+    return values[0] if values else None

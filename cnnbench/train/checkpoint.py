@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cnnbench.results.store import WriteError, atomic_write
+from cnnbench.results.files import WriteError, atomic_write
 
 FORMAT_VERSION = 2
 

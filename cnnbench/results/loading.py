@@ -1,0 +1,221 @@
+"""Reading a results folder: loose and compacted files, version 1 and 2, newest row of a run_id
+wins, damaged or foreign files named (a warning) and their runs counted as not done."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cnnbench.errors import CnnbenchError
+from cnnbench.results.files import check_version, refuse_newer, table_files
+from cnnbench.results.schema import (
+    GRAD_NORM_COLUMNS,
+    GRAD_NORM_TYPES,
+    HISTORY_COLUMNS,
+    HISTORY_EXTRA_TYPES,
+    HISTORY_TYPES,
+    RUN_COLUMNS,
+)
+from cnnbench.results.tables import empty
+from cnnbench.results.v1 import V1Run, is_v1, read_v1
+
+RETRIES = 5  # a compaction removing files under a reader: read the folder again
+READERS = min(8, os.cpu_count() or 1)
+
+
+class DamagedResultsWarning(UserWarning):
+    """Some files of a results folder could not be read; their runs count as not done."""
+
+
+class Vanished(Exception):
+    """A listed file disappeared before it was read (a compaction folded it)."""
+
+
+def _read(path: Path) -> pa.Table | Exception:
+    try:
+        return pq.ParquetFile(path).read(use_threads=False)
+    except FileNotFoundError:
+        raise Vanished from None
+    except (OSError, pa.ArrowInvalid) as exc:
+        return exc
+
+
+@dataclass
+class RunsScan:
+    table: pa.Table  # the newest row of each run_id, sorted by run_id
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # file, why
+    v1_runs: list[V1Run] = field(default_factory=list)  # what each version-1 file holds
+
+
+def read_runs(root: str | Path, columns: list[str] | None = None) -> RunsScan:
+    """The `runs` table of a folder (only `columns`, if given: run_id and written_at always)."""
+    root = Path(root)
+    check_version(root)
+    for _ in range(RETRIES):
+        try:
+            return read_runs_once(root, columns)
+        except Vanished:
+            continue
+    return read_runs_once(root, columns)  # a last try: a file vanishing again now is an error
+
+
+def _why(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _open_run(path: Path, wanted: list[str] | None) -> tuple[str, Any]:
+    """("v2", table) | ("v1", V1Run) | ("damaged", why) | ("vanished", None)."""
+    try:
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow
+        if is_v1(schema.metadata):
+            return "v1", read_v1(path, file.read())
+        if not {"run_id", "status", "written_at"} <= set(schema.names):
+            return "damaged", "not a cnnbench results file"
+        columns = [c for c in wanted if c in schema.names] if wanted else None
+        return "v2", file.read(columns=columns, use_threads=False)
+    except FileNotFoundError:
+        return "vanished", None
+    except (OSError, pa.ArrowInvalid, ValueError, KeyError) as exc:
+        return "damaged", _why(exc)
+
+
+def _each(read, paths: list[Path]) -> list:
+    """`read` over many small files at once: parquet decoding releases the GIL."""
+    if len(paths) < 64:
+        return [read(p) for p in paths]
+    with ThreadPoolExecutor(READERS) as pool:
+        return list(pool.map(read, paths, chunksize=256))
+
+
+def read_runs_once(root: Path, columns: list[str] | None) -> RunsScan:
+    scan = RunsScan(pa.table({}))
+    wanted = None if columns is None else list(dict.fromkeys(["run_id", "written_at",
+                                                               "schema_version", *columns]))
+    tables = []
+    paths = table_files(root, "runs")
+    for path, (kind, value) in zip(paths, _each(lambda p: _open_run(p, wanted), paths),
+                                   strict=True):
+        if kind == "vanished":
+            raise Vanished
+        if kind == "damaged":
+            scan.damaged.append((path, value))
+            continue
+        if kind == "v1":
+            scan.v1_runs.append(value)
+            value = value.tables()[0]
+        tables.append(value.select(wanted) if wanted else value)
+    if not tables:
+        types = {c: RUN_COLUMNS[c][0] for c in (wanted or RUN_COLUMNS)}
+        scan.table = empty(types)
+        return scan
+    table = pa.concat_tables(tables, promote_options="permissive")
+    versions = table.column("schema_version").drop_null()
+    if len(versions):
+        refuse_newer(root, pc.max(versions).as_py())
+    scan.table = newest(table)
+    return scan
+
+
+def newest(table: pa.Table) -> pa.Table:
+    """One row per run_id: the one written last (a re-run after compaction, or a compaction
+    that was killed before it removed what it folded)."""
+    ids = table.column("run_id").to_numpy(zero_copy_only=False)
+    written = table.column("written_at").cast(pa.int64()).fill_null(0).to_numpy()
+    order = np.lexsort((written, ids))  # by run_id, then written_at: the last of a group wins
+    last = np.ones(len(order), bool)
+    last[:-1] = ids[order][1:] != ids[order][:-1]
+    return table.take(pa.array(order[last]))
+
+
+def winners(runs: pa.Table) -> pd.Series:
+    """run_id → the written_at (µs) of its row."""
+    return pd.Series(runs.column("written_at").cast(pa.int64()).to_numpy(zero_copy_only=False),
+                     index=runs.column("run_id").to_numpy(zero_copy_only=False))
+
+
+def read_rows(root: Path, table: str, types: dict[str, pa.DataType], runs: pa.Table,
+              extra: list[pa.Table]) -> tuple[pa.Table, list[tuple[Path, str]]]:
+    """The rows of `history` or `grad_norms` that belong to the winning `runs` rows, each run's
+    rows from one file only; `extra`: rows read from version-1 files."""
+    tables, damaged = [], []
+    paths = table_files(root, table)
+    for path, read in zip(paths, _each(_read, paths), strict=True):
+        if isinstance(read, Exception):
+            damaged.append((path, _why(read)))
+        else:
+            tables.append(read)
+    tables += extra
+    tables = [t.select(list(types)) for t in tables if set(types) <= set(t.schema.names)]
+    if not tables:
+        return empty(types), damaged
+    source = np.concatenate([np.full(t.num_rows, i) for i, t in enumerate(tables)])
+    rows = pa.concat_tables(tables, promote_options="permissive")
+    run = pc.index_in(rows["run_id"], value_set=runs["run_id"]).fill_null(-1).to_numpy()
+    written = rows["written_at"].cast(pa.int64()).fill_null(-1).to_numpy()
+    wanted = runs["written_at"].cast(pa.int64()).fill_null(0).to_numpy()
+    # rows of the winning row (not older ones, nor a writer's not yet committed)
+    keep = (run >= 0) & (written == np.append(wanted, -2)[run])
+    first = np.full(len(wanted), len(tables))
+    np.minimum.at(first, run[keep], source[keep])  # a run's rows come from one file only
+    keep[keep] = source[keep] == first[run[keep]]
+    return rows.filter(pa.array(keep)), damaged
+
+
+def warn_damaged(damaged: list[tuple[Path, str]]) -> None:
+    if damaged:
+        names = "; ".join(f"{path} ({why})" for path, why in damaged)
+        warnings.warn(DamagedResultsWarning(
+            f"{len(damaged)} result file(s) could not be read and their runs count as not done "
+            f"(`cnnbench run` runs them again): {names}"), stacklevel=3)
+
+
+def _folder(path: str | Path) -> Path:
+    root = Path(path)
+    if not (root / "runs").is_dir():
+        raise CnnbenchError(f"no results in {str(path)!r} (expected a folder with runs/ inside, "
+                            "as written by `cnnbench run --out`)")
+    return root
+
+
+def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy `runs` (one row per run) and `history` (one row per evaluation) DataFrames,
+    of any folder version; unreadable files are named in a DamagedResultsWarning."""
+    root = _folder(path)
+    check_version(root)
+    for attempt in range(RETRIES + 1):
+        try:
+            scan = read_runs_once(root, None)
+            v1 = [run.tables()[1] for run in scan.v1_runs]
+            history, damaged = read_rows(root, "history", {**HISTORY_TYPES,
+                                                           **HISTORY_EXTRA_TYPES}, scan.table, v1)
+            break
+        except Vanished:
+            if attempt == RETRIES:
+                raise CnnbenchError(f"{str(root)!r} kept changing while it was read; "
+                                    "try again") from None
+    warn_damaged(scan.damaged + damaged)
+    runs = scan.table.to_pandas()
+    history = history.select(HISTORY_COLUMNS).to_pandas()
+    return runs, history.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def load_grad_norms(path: str | Path) -> pd.DataFrame:
+    """The `grad_norms` probe's tidy table (run_id, epoch, step, layer, ndim, grad_norm) of a
+    results folder; empty where no run had the probe on. Epoch 0 holds the first step's
+    gradient; within a run and epoch, layers keep the model's parameter order."""
+    root = _folder(path)
+    scan = read_runs(root, ["status"])
+    v1 = [t for t in (run.tables()[2] for run in scan.v1_runs) if t is not None]
+    rows, _ = read_rows(root, "grad_norms", GRAD_NORM_TYPES, scan.table, v1)
+    return rows.select(GRAD_NORM_COLUMNS).to_pandas()
