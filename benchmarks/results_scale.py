@@ -166,7 +166,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         t_write = write_runs(folder, n, args.evals)
         print(f"{n:>7,}  (written through ResultStore in {t_write:.1f} s)", flush=True)
-        measure(folder, n, "per-run")
+        measure(folder, n, "parts")
         t_compact, _ = timed(lambda folder=folder: compact(folder))
         print(f"{n:>7,}  (compacted in {t_compact:.1f} s)", flush=True)
         measure(folder, n, "compacted")

@@ -20,6 +20,7 @@ from cnnbench import run_suite
 from cnnbench.cli.app import app
 from cnnbench.errors import CnnbenchError
 from cnnbench.results.compaction import compact
+from cnnbench.results.files import LOOSE
 from cnnbench.results.loading import DamagedResultsWarning
 from cnnbench.results.schema import RUN_COLUMNS
 from cnnbench.results.store import ResultStore
@@ -157,23 +158,25 @@ def test_a_newer_schema_version_is_refused_with_both_versions(tmp_path):
 
 def test_damaged_and_foreign_files_are_named_and_run_again(write_suite, tmp_path):
     out = tmp_path / "out"
-    assert runner.invoke(app, ["run", str(write_suite()), "--out", str(out)]).exit_code == 0
-    victim = sorted((out / "runs").glob("*.parquet"))[0]
+    first = ["run", str(write_suite()), "--out", str(out), "--set", "matrix.optimizer=[sgd]"]
+    assert runner.invoke(app, first).exit_code == 0  # two runs, in the first writer's part
+    [victim] = (out / "runs").glob("*.parquet")
+    assert runner.invoke(app, first[:4]).exit_code == 0  # the other two, in a second part
     victim.write_bytes(b"PAR1 this is not a parquet file")
     pq.write_table(pd.DataFrame({"x": [1]}).pipe(__import__("pyarrow").Table.from_pandas),
                    out / "runs" / "notes.parquet")
-    with pytest.warns(DamagedResultsWarning, match=f"{victim.name}.*notes.parquet"):
+    with pytest.warns(DamagedResultsWarning, match=f"notes.parquet.*{victim.name}"):
         runs, _ = cnnbench.load_results(out)
-    assert len(runs) == 3
+    assert len(runs) == 2
     for command in (["report", str(out)], ["status", str(out)]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0, result.output
         assert victim.name in result.output and "count as not done" in result.output
     again = runner.invoke(app, ["run", str(write_suite()), "--out", str(out)])
     assert again.exit_code == 0
-    assert f"1 run(s) whose result file could not be read run again: {victim.stem}" \
-        in again.output
-    assert "1 ran, 3 skipped" in again.output
+    assert "the runs in 2 result file(s) that could not be read count as not done and run " \
+        "again" in again.output and victim.name in again.output
+    assert "2 ran, 2 skipped" in again.output
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs, _ = cnnbench.load_results(out)
@@ -196,12 +199,31 @@ def test_compaction_folds_files_and_loads_the_same(write_suite, tmp_path):
     assert "0 ran, 4 skipped" in again.output
 
 
+def test_run_compacts_a_whole_suite_that_left_many_parts_but_a_shard_does_not(
+        write_suite, tmp_path, monkeypatch):
+    import cnnbench.results.compaction as compaction
+    import cnnbench.results.store as store_module
+
+    monkeypatch.setattr(compaction, "AUTO_COMPACT_FILES", 2)
+    monkeypatch.setattr(store_module, "PART_RUNS", 1)  # a part per run: four of them
+    shard = tmp_path / "shard"
+    result = runner.invoke(app, ["run", str(write_suite()), "--out", str(shard), "--shard", "1/2"])
+    assert result.exit_code == 0 and "compacted" not in result.output
+    assert len(list((shard / "runs").iterdir())) == 2
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(write_suite()), "--out", str(out)])
+    assert result.exit_code == 0 and "compacted 8 result files" in result.output  # runs, history
+    assert [p.name.startswith("compacted-") for p in (out / "runs").iterdir()] == [True]
+    assert len(cnnbench.load_results(out)[0]) == 4
+
+
 def test_history_without_its_row_is_a_run_not_done(tmp_path):
     """A writer killed between its history file and its row: nothing to load, no error."""
     store = ResultStore(tmp_path)
     store.prepare()
     store.write({"run_id": "a", "status": "ok"}, [{"run_id": "a", "epoch": 0}])
-    store.path("a").unlink()
+    for part in (tmp_path / "runs").iterdir():  # as if the row had never been renamed in
+        part.unlink()
     runs, history = cnnbench.load_results(tmp_path)
     assert runs.empty and history.empty and store.finished_ids() == {}
 
@@ -270,7 +292,34 @@ def test_a_row_written_during_compaction_is_kept(tmp_path, monkeypatch):
     runs, history = cnnbench.load_results(tmp_path)
     assert dict(zip(runs["run_id"], runs["status"], strict=True)) == {"a": "ok", "b": "ok"}
     assert history["val_acc"].tolist() == [0.7]
-    assert (tmp_path / "runs" / "a.parquet").exists()
+    assert [p.name.startswith("part-") for p in (tmp_path / "runs").iterdir()].count(True) == 1
+
+
+def test_a_compaction_between_a_writers_history_and_its_row_keeps_that_history(
+        tmp_path, monkeypatch):
+    """The writer's part holds run c's history but not yet its row when compaction runs: the
+    history part is not folded away, and c arrives whole."""
+    import cnnbench.results.store as store_module
+
+    store = ResultStore(tmp_path)
+    store.prepare()
+    store.write({"run_id": "a", "status": "ok"}, [{"run_id": "a", "epoch": 0, "val_acc": 0.1}])
+    real = store_module.write_parquet
+
+    def compact_between(table, target, what, options=LOOSE):
+        real(table, target, what, options)
+        if target.parent.name == "history" and "c" in table["run_id"].to_pylist():
+            compact(tmp_path)
+
+    monkeypatch.setattr(store_module, "write_parquet", compact_between)
+    store.write({"run_id": "c", "status": "ok"}, [{"run_id": "c", "epoch": 0, "val_acc": 0.3}])
+    runs, history = cnnbench.load_results(tmp_path)
+    assert sorted(runs["run_id"]) == ["a", "c"]
+    assert dict(zip(history["run_id"], history["val_acc"], strict=True)) == {"a": 0.1, "c": 0.3}
+    monkeypatch.undo()
+    compact(tmp_path)
+    assert cnnbench.load_results(tmp_path)[1].equals(history)
+    assert [len(list((tmp_path / t).iterdir())) for t in ("runs", "history")] == [1, 1]
 
 
 def test_a_second_compaction_at_once_is_refused(tmp_path):

@@ -44,7 +44,8 @@ def test_writes_are_atomic_and_leave_no_temp_files(tmp_path):
     store.prepare()
     store.write({"run_id": "abc", "status": "ok"}, [{"run_id": "abc", "epoch": 0}])
     store.write({"run_id": "abc", "status": "ok", "val_acc": 0.5}, [])
-    assert [p.name for p in store.runs_dir.iterdir()] == ["abc.parquet"]
+    assert [p.name.startswith("part-") for p in store.runs_dir.iterdir()] == [True]
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
     assert store.read_summary("abc")["val_acc"] == 0.5
     assert store.finished_ids() == {"abc": "ok"}
 

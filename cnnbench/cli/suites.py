@@ -86,7 +86,7 @@ def run(
         console.print(plan_table(plan_rows(specs, {} if rerun else api.finished(out))))
         _search_note(suite)
         return
-    options = dict(reporter=_reporter(track, suite, out, suite_file), rerun=rerun,
+    options = dict(reporter=_reporter(track, suite, suite_file), rerun=rerun,
                    rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
                    workers=workers, execution=execution.value if execution else None,
                    ensemble_max=ensemble_max)
@@ -96,7 +96,7 @@ def run(
     _exit_for(done.outcome)
 
 
-def _reporter(track: str | None, suite, out: Path, suite_file: Path):
+def _reporter(track: str | None, suite, suite_file: Path):
     """Progress on stderr; with `--track mlflow:URI`, also logged to MLflow as it trains."""
     from cnnbench.execute.progress import make_reporter
 
@@ -105,7 +105,7 @@ def _reporter(track: str | None, suite, out: Path, suite_file: Path):
         return reporter
     from cnnbench.execute.tracking import TrackingReporter, parse_track
 
-    return TrackingReporter(reporter, parse_track(track)[1], suite.name, out, suite_file)
+    return TrackingReporter(reporter, parse_track(track)[1], suite.name, suite_file)
 
 
 def _show_run(done, rounds, plots: Path | None) -> None:

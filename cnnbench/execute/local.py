@@ -77,7 +77,7 @@ def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, dev
         if row.status is not Status.INTERRUPTED:
             Checkpoint(store.checkpoint_path(spec.run_id), spec.run_id).remove()
         statuses[str(row.status)] = statuses.get(str(row.status), 0) + 1
-        reporter.run_finished(spec, row.record())
+        reporter.run_finished(spec, row.record(), history)
         if row.status in FAILED:
             failed.append(f"{row.status} of {spec.run_id}")
 

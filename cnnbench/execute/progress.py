@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -42,7 +43,9 @@ class PlainReporter:
         self.log(f"  epoch {epoch}/{spec.train['epochs']}: train_loss={row['train_loss']:.4f} "
                  f"val_acc={row['val_acc']:.4f}")
 
-    def run_finished(self, spec: RunSpec, summary: dict[str, Any]) -> None:
+    def run_finished(self, spec: RunSpec, summary: dict[str, Any],
+                     history: Sequence[dict[str, Any]] = ()) -> None:
+        """A run ended and was written: its `runs` record and its history rows."""
         extra = f" — {summary['message']}" if summary.get("message") else ""
         self.log(f"  {summary['status']}: test_acc={summary.get('test_acc', float('nan')):.4f} "
                  f"wall={summary.get('wall_s', 0):.1f}s{extra}")
@@ -76,7 +79,8 @@ class RichReporter(PlainReporter):
     def epoch(self, spec: RunSpec, epoch: int, row: dict[str, Any]) -> None:
         self.progress.update(self.run_task, completed=epoch)
 
-    def run_finished(self, spec: RunSpec, summary: dict[str, Any]) -> None:
+    def run_finished(self, spec: RunSpec, summary: dict[str, Any],
+                     history: Sequence[dict[str, Any]] = ()) -> None:
         self.progress.advance(self.suite_task)
         if summary["status"] != Status.OK:
             self.progress.console.print(f"[yellow]{summary['status']}[/]: {describe(spec)} — "

@@ -32,16 +32,16 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     out = Path(out) if out is not None else Path("results") / suite.name
     if execution is not None:  # as if the suite said so: workers read it from there
         suite = suite.model_copy(update={"execution": execution})
-    whole = specs is None  # not a shard's share: no other process writes to `out`
-    specs = expand(suite) if specs is None else specs
+    everything = expand(suite)
+    specs = everything if specs is None else specs
     store = ResultStore(out)
     store.prepare()
     done = {} if rerun else store.finished_ids()
     reporter = reporter or PlainReporter()
-    unreadable = {p.stem for p, _ in store.damaged} & {s.run_id for s in specs}
-    if unreadable:
-        reporter.log(f"{len(unreadable)} run(s) whose result file could not be read run again: "
-                     f"{', '.join(sorted(unreadable))}")
+    if store.damaged:
+        reporter.log(f"the runs in {len(store.damaged)} result file(s) that could not be read "
+                     f"count as not done and run again: "
+                     f"{', '.join(str(p) for p, _ in store.damaged)}")
     if rerun_failed:
         done = {k: v for k, v in done.items() if v not in FAILED}
     todo = [s for s in specs if s.run_id not in done]
@@ -51,7 +51,9 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     else:
         outcome = _run_here(suite, store, specs, todo, done, reporter=reporter,
                             data_dir=data_dir, fail_fast=fail_fast, ensemble_max=ensemble_max)
-    if whole and outcome.ran and not outcome.interrupted:
+    # the whole suite, not a shard's share: other shards are likely still writing (which
+    # compaction survives, but each would pay for it)
+    if outcome.ran and not outcome.interrupted and len(specs) == len(everything):
         _compact_if_many(out, reporter)
     return outcome
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,13 @@ def parse_track(text: str) -> tuple[str, str]:
 class TrackingReporter(PlainReporter):
     """Wraps `inner`; logs the suite's runs to the MLflow store at `uri` from its own thread."""
 
-    def __init__(self, inner: PlainReporter, uri: str, suite: str, out: Path,
+    def __init__(self, inner: PlainReporter, uri: str, suite: str,
                  suite_file: Path | None = None) -> None:
         super().__init__(inner.stream)
         from cnnbench.render.exports import require
 
         require("mlflow", "mlflow", "--track mlflow:URI")  # the extra: checked before training
         self.inner, self.uri, self.suite, self.suite_file = inner, uri, suite, suite_file
-        self.out = Path(out)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.failed = False
         self.thread = threading.Thread(target=self._work, name="cnnbench-tracking", daemon=True)
@@ -64,9 +64,10 @@ class TrackingReporter(PlainReporter):
         self.inner.epoch(spec, epoch, row)
         self.events.put(("epoch", spec, dict(row)))
 
-    def run_finished(self, spec: RunSpec, summary: dict[str, Any]) -> None:
-        self.inner.run_finished(spec, summary)
-        self.events.put(("finished", spec, dict(summary)))
+    def run_finished(self, spec: RunSpec, summary: dict[str, Any],
+                     history: Sequence[dict[str, Any]] = ()) -> None:
+        self.inner.run_finished(spec, summary, history)
+        self.events.put(("finished", spec, {"summary": dict(summary), "history": list(history)}))
 
     def finish(self) -> None:
         self.events.put((STOP, None, None))
@@ -100,15 +101,6 @@ class TrackingReporter(PlainReporter):
                                f"({type(exc).__name__}: {first}); training goes on untracked; "
                                "`cnnbench export DIR --mlflow URI` fills the gap later")
 
-    def _history(self, run_id: str):
-        """The run's stored history (written before its `run_finished`), or none."""
-        import pandas as pd
-
-        from cnnbench.results.store import ResultStore
-
-        history = ResultStore(self.out).read_history(run_id)
-        return history.to_pandas() if history is not None else pd.DataFrame(columns=["step"])
-
     def _handle(self, sink, live: dict[str, str], kind: str, spec: RunSpec,
                 payload: dict[str, Any] | None) -> dict[str, str]:
         from cnnbench.render.exports import records
@@ -124,6 +116,10 @@ class TrackingReporter(PlainReporter):
                 (key, value, step) for key in records.HISTORY_METRICS
                 if (value := records.number(payload.get(key))) is not None])
         elif kind == "finished" and spec.run_id in live:
+            import pandas as pd
+
             live.pop(spec.run_id)
-            sink.export(records.record(payload, self._history(spec.run_id)))
+            history = pd.DataFrame(payload["history"], columns=None if payload["history"]
+                                   else ["step"])
+            sink.export(records.record(payload["summary"], history))
         return live

@@ -1,13 +1,15 @@
-"""`compact`: fold a folder's loose per-run files into one consolidated file per table, safely
-while shards are still writing and whatever moment it is killed at.
+"""`compact`: fold a folder's loose files (writers' parts, version-1 run files) into one
+consolidated file per table, safely while shards are still writing and whatever moment it is
+killed at.
 
 The steps, each of which leaves a folder that loads every run once (readers keep the newest
 row of a run_id and take each run's history from one file):
 1. read every listed file (the newest row of each run_id wins);
 2. write `compacted-<t>.parquet` for history and grad_norms, then for runs (the commit point);
-3. remove what was folded: older compacted files, loose history superseded by a row, and each
-   loose run file — only if it is still the file that was read. A writer may have replaced it
-   with a newer row meanwhile: it is renamed aside first and, if it is not the file that was
+3. remove what was folded: every runs file read, and each history or grad_norms file whose
+   every row belongs to a row written at or after it (not a writer's run still being
+   committed) — each only if it is still the file that was read. A writer may have rewritten
+   its part meanwhile: the file is renamed aside first and, if it is not the file that was
    read, linked back (never over an even newer one).
 A lock file keeps two compactions of one folder from running at once.
 """
@@ -20,20 +22,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.results.files import COMPACTED, compacted_options, now_us, table_files, write_parquet
+from cnnbench.results.files import (
+    COMPACTED,
+    TABLES,
+    compacted_options,
+    file_identity,
+    now_us,
+    table_files,
+    write_parquet,
+)
 from cnnbench.results.loading import (
     RETRIES,
     Vanished,
     read_rows,
     read_runs_once,
     warn_damaged,
-    winners,
 )
 from cnnbench.results.schema import GRAD_NORM_TYPES, HISTORY_EXTRA_TYPES, HISTORY_TYPES
 from cnnbench.results.store import ResultStore
 
 ASIDE = ".aside-"  # a loose run file renamed aside in step 3 (hidden from readers)
-AUTO_COMPACT_FILES = 1000  # `run` compacts when it leaves at least this many loose run files
+AUTO_COMPACT_FILES = 50  # `run` compacts when it leaves this many loose runs files (5,000 runs)
 
 
 @dataclass(frozen=True)
@@ -66,55 +75,37 @@ def compact(out: str | Path, *, crash_after: str | None = None) -> Compaction:
 
 
 def _compact(root: Path, crash_after: str | None) -> Compaction:
-    listed = {table: table_files(root, table) for table in ("runs", "history", "grad_norms")}
-    identity = {p: _identity(p) for p in listed["runs"]}
+    listed = {table: table_files(root, table) for table in TABLES}
+    seen = {p: file_identity(p) for paths in listed.values() for p in paths}
     scan = read_runs_once(root, None)
-    damaged = set(p for p, _ in scan.damaged)
     v1 = [run.tables() for run in scan.v1_runs]
-    history, bad = read_rows(root, "history", {**HISTORY_TYPES, **HISTORY_EXTRA_TYPES},
-                             scan.table, [t[1] for t in v1])
-    norms, bad_norms = read_rows(root, "grad_norms", GRAD_NORM_TYPES, scan.table,
-                                 [t[2] for t in v1 if t[2] is not None])
-    damaged |= {p for p, _ in bad + bad_norms}
+    history = read_rows(root, "history", {**HISTORY_TYPES, **HISTORY_EXTRA_TYPES}, scan.table,
+                        [t[1] for t in v1])
+    norms = read_rows(root, "grad_norms", GRAD_NORM_TYPES, scan.table,
+                      [t[2] for t in v1 if t[2] is not None])
+    damaged = scan.damaged + history.damaged + norms.damaged
     name = f"{COMPACTED}{now_us()}.parquet"
     what = f"cannot compact {str(root)!r}"
     # sorted, so that a reader's history comes out in run order without a sort
-    history = history.sort_by([("run_id", "ascending"), ("step", "ascending")])
-    write_parquet(history, root / "history" / name, what, compacted_options(history))
-    if norms.num_rows:
-        write_parquet(norms, root / "grad_norms" / name, what, compacted_options(norms))
+    rows = history.table.sort_by([("run_id", "ascending"), ("step", "ascending")])
+    write_parquet(rows, root / "history" / name, what, compacted_options(rows))
+    if norms.table.num_rows:
+        write_parquet(norms.table, root / "grad_norms" / name, what,
+                      compacted_options(norms.table))
     _maybe_crash(crash_after, "history")
     write_parquet(scan.table, root / "runs" / name, what, compacted_options(scan.table))
     _maybe_crash(crash_after, "runs")
-    newest = winners(scan.table)
+    # what may go: every runs file read (its rows are folded), and history files none of whose
+    # rows a writer is still committing; each only if it is still the file that was read
+    removable = set(listed["runs"]) | history.settled | norms.settled
+    removable -= {p for p, _ in damaged}
     removed = 0
-    for table, paths in listed.items():
-        for path in paths:
-            if path in damaged or path.name == name:
-                continue
-            if table == "runs" and not path.name.startswith(COMPACTED):
-                removed += _remove_if_unchanged(path, identity[path])
-            elif path.name.startswith(COMPACTED) or _superseded(path, newest):
-                path.unlink(missing_ok=True)
-                removed += 1
+    for path in sorted(removable):
+        if path.name != name:
+            removed += _remove_if_unchanged(path, seen[path])
             _maybe_crash(crash_after, "remove-one")
-    warn_damaged(scan.damaged + bad + bad_norms)
-    return Compaction(scan.table.num_rows, removed, scan.damaged + bad + bad_norms)
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _superseded(path: Path, newest) -> bool:
-    """A loose history/grad_norms file `<run_id>-<t>.parquet` whose run has a row written at t
-    or later (folded, or replaced): not one a writer is still committing."""
-    run_id, _, stamp = path.stem.rpartition("-")
-    return stamp.isdigit() and run_id in newest.index and int(stamp) <= newest[run_id]
+    warn_damaged(damaged)
+    return Compaction(scan.table.num_rows, removed, damaged)
 
 
 def _remove_if_unchanged(path: Path, seen: tuple[int, int, int] | None) -> int:
@@ -123,7 +114,7 @@ def _remove_if_unchanged(path: Path, seen: tuple[int, int, int] | None) -> int:
         os.rename(path, aside)
     except FileNotFoundError:
         return 0
-    if _identity(aside) != seen:  # a writer put a newer row here after it was read: keep it
+    if file_identity(aside) != seen:  # a writer put a newer row here after it was read: keep it
         try:
             os.link(aside, path)
         except FileExistsError:

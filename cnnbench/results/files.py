@@ -107,3 +107,12 @@ def refuse_newer(root: Path, version: int) -> None:
 def table_files(root: Path, table: str) -> list[Path]:
     """The parquet files of one table, loose and compacted (temp and hidden files excluded)."""
     return sorted((root / table).glob("[!.]*.parquet"))
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime, size) of a file, None if it is gone: tells a file from its replacement."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

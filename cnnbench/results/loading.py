@@ -138,38 +138,43 @@ def newest(table: pa.Table) -> pa.Table:
     return table.take(pa.array(order[last]))
 
 
-def winners(runs: pa.Table) -> pd.Series:
-    """run_id → the written_at (µs) of its row."""
-    return pd.Series(runs.column("written_at").cast(pa.int64()).to_numpy(zero_copy_only=False),
-                     index=runs.column("run_id").to_numpy(zero_copy_only=False))
+@dataclass
+class RowsScan:
+    table: pa.Table  # the rows of the winning `runs` rows, each run's from one file
+    damaged: list[tuple[Path, str]]
+    settled: set[Path]  # files none of whose rows a writer may still be committing
 
 
 def read_rows(root: Path, table: str, types: dict[str, pa.DataType], runs: pa.Table,
-              extra: list[pa.Table]) -> tuple[pa.Table, list[tuple[Path, str]]]:
+              extra: list[pa.Table]) -> RowsScan:
     """The rows of `history` or `grad_norms` that belong to the winning `runs` rows, each run's
     rows from one file only; `extra`: rows read from version-1 files."""
-    tables, damaged = [], []
-    paths = table_files(root, table)
-    for path, read in zip(paths, _each(_read, paths), strict=True):
+    tables, damaged, paths = [], [], []
+    listed = table_files(root, table)
+    for path, read in zip(listed, _each(_read, listed), strict=True):
         if isinstance(read, Exception):
             damaged.append((path, _why(read)))
-        else:
-            tables.append(read)
-    tables += extra
-    tables = [t.select(list(types)) for t in tables if set(types) <= set(t.schema.names)]
+        elif set(types) <= set(read.schema.names):
+            tables.append(read.select(list(types)))
+            paths.append(path)
+    tables += [t.select(list(types)) for t in extra]
     if not tables:
-        return empty(types), damaged
+        return RowsScan(empty(types), damaged, set())
     source = np.concatenate([np.full(t.num_rows, i) for i, t in enumerate(tables)])
     rows = pa.concat_tables(tables, promote_options="permissive")
     run = pc.index_in(rows["run_id"], value_set=runs["run_id"]).fill_null(-1).to_numpy()
     written = rows["written_at"].cast(pa.int64()).fill_null(-1).to_numpy()
     wanted = runs["written_at"].cast(pa.int64()).fill_null(0).to_numpy()
+    row_of_run = np.append(wanted, -2)[run]
+    # a row whose run has no row written at or after it belongs to a writer still committing
+    unsettled = np.unique(source[(run < 0) | (written > row_of_run)])
+    settled = {p for i, p in enumerate(paths) if i not in set(unsettled.tolist())}
     # rows of the winning row (not older ones, nor a writer's not yet committed)
-    keep = (run >= 0) & (written == np.append(wanted, -2)[run])
+    keep = (run >= 0) & (written == row_of_run)
     first = np.full(len(wanted), len(tables))
     np.minimum.at(first, run[keep], source[keep])  # a run's rows come from one file only
     keep[keep] = source[keep] == first[run[keep]]
-    return rows.filter(pa.array(keep)), damaged
+    return RowsScan(rows.filter(pa.array(keep)), damaged, settled)
 
 
 def warn_damaged(damaged: list[tuple[Path, str]]) -> None:
@@ -197,16 +202,16 @@ def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         try:
             scan = read_runs_once(root, None)
             v1 = [run.tables()[1] for run in scan.v1_runs]
-            history, damaged = read_rows(root, "history", {**HISTORY_TYPES,
-                                                           **HISTORY_EXTRA_TYPES}, scan.table, v1)
+            history = read_rows(root, "history", {**HISTORY_TYPES, **HISTORY_EXTRA_TYPES},
+                                scan.table, v1)
             break
         except Vanished:
             if attempt == RETRIES:
                 raise CnnbenchError(f"{str(root)!r} kept changing while it was read; "
                                     "try again") from None
-    warn_damaged(scan.damaged + damaged)
+    warn_damaged(scan.damaged + history.damaged)
     runs = scan.table.to_pandas()
-    history = history.select(HISTORY_COLUMNS).to_pandas()
+    history = history.table.select(HISTORY_COLUMNS).to_pandas()
     return runs, history.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
 
 
@@ -217,5 +222,5 @@ def load_grad_norms(path: str | Path) -> pd.DataFrame:
     root = _folder(path)
     scan = read_runs(root, ["status"])
     v1 = [t for t in (run.tables()[2] for run in scan.v1_runs) if t is not None]
-    rows, _ = read_rows(root, "grad_norms", GRAD_NORM_TYPES, scan.table, v1)
+    rows = read_rows(root, "grad_norms", GRAD_NORM_TYPES, scan.table, v1).table
     return rows.select(GRAD_NORM_COLUMNS).to_pandas()

@@ -1,39 +1,85 @@
 """Results on disk (README, "Results"): a folder of parquet tables, written atomically.
 
-    <out>/cnnbench-results.json        {"schema_version": 2}
-    <out>/runs/<run_id>.parquet        one run's `runs` row (a run is done when its row exists)
-    <out>/history/<run_id>-<t>.parquet that run's history rows
-    <out>/grad_norms/<run_id>-<t>.parquet  the grad_norms probe's rows, where it was on
+    <out>/cnnbench-results.json                  {"schema_version": 2}
+    <out>/runs/part-<writer>-<n>.parquet         the `runs` rows one writer committed
+    <out>/history/part-<writer>-<n>.parquet      their history rows
+    <out>/grad_norms/part-<writer>-<n>.parquet   the grad_norms probe's rows, where it was on
     <out>/{runs,history,grad_norms}/compacted-<t>.parquet   many runs, folded by `compact`
 
-One writer per run: history and gradient norms first, the `runs` row last, each through a
-temp file and a rename, so a killed writer leaves either the whole run or a run that is not
-done (its history file, named by the row's `written_at` t, is ignored). A run_id whose row is
-in several files (re-run after compaction) counts once: the newest `written_at` wins.
+Each writing process (a run, a worker, a shard) appends to parts of its own, of at most
+`PART_RUNS` runs: every run it finishes rewrites its history part and then its runs part through
+a temp file and a rename. A run is done once its row is in a runs part; a killed writer leaves
+every run it committed and none half-written (history rows without their row are ignored). A
+run_id with rows in several files (re-run, or a compaction killed half-way) counts once: the
+newest `written_at` wins, and its history comes from one file. Few files per thousand runs keep
+reading fast; `compact` folds the parts into one file per table.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.results.files import (
     MARKER,
     TABLES,
     check_version,
+    file_identity,
     now_us,
     write_marker,
     write_parquet,
 )
 from cnnbench.results.loading import read_runs, warn_damaged
-from cnnbench.results.schema import DONE, HISTORY_COLUMNS, SCHEMA_VERSION, RunRow
+from cnnbench.results.schema import DONE, SCHEMA_VERSION, RunRow
 from cnnbench.results.tables import grad_norms_table, history_table, runs_table
+
+PART = "part-"  # prefix of a writer's files
+PART_RUNS = 100  # runs per part: rewriting it stays cheap, and 50,000 runs are 500 files
+
+
+@dataclass
+class _Part:
+    """This process's open part: its runs so far, rewritten whole with every new run."""
+
+    root: Path
+    name: str
+    pid: int = field(default_factory=os.getpid)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, pa.Table] = field(default_factory=dict)
+    grad_norms: dict[str, pa.Table] = field(default_factory=dict)
+    committed: tuple[int, int, int] | None = None  # the runs file as this part last wrote it
+
+    def usable(self) -> bool:
+        """Still this process's, not full, and not folded away by a compaction (which removes
+        a runs part only as it read it: its rows are then in the compacted file)."""
+        return (self.pid == os.getpid() and len(self.records) < PART_RUNS
+                and file_identity(self.root / "runs" / self.name) == self.committed)
+
+    def commit(self, record: dict[str, Any], history: pa.Table | None,
+               grad_norms: pa.Table | None, what: str) -> Path:
+        run_id = record["run_id"]
+        self.records[run_id] = record
+        for rows, table in ((self.history, history), (self.grad_norms, grad_norms)):
+            rows.pop(run_id, None)
+            if table is not None:
+                rows[run_id] = table
+        # rows first, the `runs` row last: a reader that sees the row finds its history
+        for table, rows in (("history", self.history), ("grad_norms", self.grad_norms)):
+            if run_id in rows:
+                target = self.root / table / self.name
+                write_parquet(pa.concat_tables(rows.values()), target, f"{what} to {target}")
+        target = self.root / "runs" / self.name
+        write_parquet(runs_table(list(self.records.values())), target, f"{what} to {target}")
+        self.committed = file_identity(target)
+        return target
 
 
 class ResultStore:
@@ -45,9 +91,7 @@ class ResultStore:
         self.damaged: list[tuple[Path, str]] = []  # what the last `statuses()` could not read
         self.marked = False  # the version marker is there: written with the first row, so that
         # a suite that stops before its first run leaves no file behind
-
-    def path(self, run_id: str) -> Path:
-        return self.runs_dir / f"{run_id}.parquet"
+        self.part: _Part | None = None
 
     def checkpoint_path(self, run_id: str) -> Path:
         """Where the run's per-epoch checkpoint lives while it is unfinished."""
@@ -70,29 +114,19 @@ class ResultStore:
 
     def write(self, summary: dict[str, Any], history: list[dict[str, Any]], *,
               grad_norms: list[dict[str, Any]] | None = None) -> Path:
-        """Write a flat `runs` record and its history rows (tests and tools build them)."""
-        run_id = summary["run_id"]
-        old = self.path(run_id)
-        stale = _written_at(old) if old.exists() else None
+        """Write a flat `runs` record and its history rows (tests and tools build them); returns
+        the runs file that now holds the row."""
         record = {**summary, "schema_version": SCHEMA_VERSION, "written_at": now_us()}
-        tag = f"{run_id}-{record['written_at']}.parquet"
-        what = f"cannot write the result of run {run_id}"
         identity = {**record, "run_lr": record.get("lr")}
-        if history:
-            target = self.root / "history" / tag
-            write_parquet(history_table(history, identity), target, f"{what} to {str(target)!r}")
-        if grad_norms:
-            target = self.root / "grad_norms" / tag
-            write_parquet(grad_norms_table(grad_norms, record["written_at"]), target,
-                          f"{what} to {str(target)!r}")
+        if self.part is None or not self.part.usable():
+            self.part = _Part(self.root, f"{PART}{secrets.token_hex(6)}-{os.getpid()}.parquet")
         if not self.marked and not (self.root / MARKER).exists():
             write_marker(self.root)
         self.marked = True
-        write_parquet(runs_table([record]), old, f"{what} to {str(old)!r}")
-        if stale is not None:  # the replaced row's history is now unreachable: drop it
-            for table in ("history", "grad_norms"):
-                (self.root / table / f"{run_id}-{stale}.parquet").unlink(missing_ok=True)
-        return old
+        return self.part.commit(
+            record, history_table(history, identity) if history else None,
+            grad_norms_table(grad_norms, record["written_at"]) if grad_norms else None,
+            f"cannot write the result of run {record['run_id']}")
 
     def read_summary(self, run_id: str) -> dict[str, Any] | None:
         """The newest `runs` row of `run_id` as a dict, or None."""
@@ -101,14 +135,6 @@ class ResultStore:
         table = read_runs(self.root).table
         rows = table.filter(pc.equal(table["run_id"], run_id)).to_pylist()
         return rows[0] if rows else None
-
-    def read_history(self, run_id: str) -> pa.Table | None:
-        """The history rows of the run just written (its loose files), or None."""
-        stamp = _written_at(self.path(run_id))
-        path = self.root / "history" / f"{run_id}-{stamp}.parquet"
-        if stamp is None or not path.exists():
-            return None
-        return pq.read_table(path, columns=HISTORY_COLUMNS)
 
     def statuses(self) -> dict[str, str]:
         """run_id → status of every run that has a row, interrupted ones included. Files that
@@ -122,15 +148,3 @@ class ResultStore:
     def finished_ids(self) -> dict[str, str]:
         """run_id → status of every run that has a row (interrupted ones excluded)."""
         return {k: v for k, v in self.statuses().items() if v in DONE}
-
-
-def _written_at(path: Path) -> int | None:
-    """The µs `written_at` of a loose `runs` file (None: version 1 or unreadable)."""
-    try:
-        file = pq.ParquetFile(path)
-        if "written_at" not in file.schema_arrow.names:
-            return None
-        values = file.read(columns=["written_at"]).column(0).cast(pa.int64()).to_pylist()
-    except (OSError, pa.ArrowInvalid):
-        return None
-    return values[0] if values else None

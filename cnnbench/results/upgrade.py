@@ -35,6 +35,7 @@ def upgrade(root: str | Path) -> int:
             record = {k: v for k, v in run.record.items()
                       if k not in ("schema_version", "written_at")}
             store.write(record, run.history, grad_norms=run.grad_norms)
+            path.unlink()  # killed before this, the run is there twice: its newer row wins
             count += 1
     write_marker(store.root)
     return count
