@@ -21,6 +21,7 @@ import cnnbench
 from cnnbench.cli import app
 from cnnbench.errors import CnnbenchError
 from cnnbench.execute.progress import PlainReporter
+from cnnbench.results.store import ResultStore
 from cnnbench.suite import expand, validate_suite
 from tests.helpers.suites import TINY_SUITE
 
@@ -139,6 +140,10 @@ def test_results_folder_vanishing_mid_suite(write_suite, tmp_path):
     assert not out.exists()
 
 
+def _finished(out: Path) -> int:
+    return len(ResultStore(out).finished_ids()) if (out / "runs").is_dir() else 0
+
+
 @pytest.mark.subprocess
 @pytest.mark.signals
 def test_kill_9_mid_suite_then_rerun_loses_and_duplicates_nothing(write_suite, tmp_path):
@@ -151,11 +156,11 @@ def test_kill_9_mid_suite_then_rerun_loses_and_duplicates_nothing(write_suite, t
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("runs/*.parquet"))) < 2:
+    while time.time() < deadline and _finished(out) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished_before = len(list(out.glob("runs/*.parquet")))
+    finished_before = _finished(out)
     assert 2 <= finished_before < 9, "the suite must be killed part-way"
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
