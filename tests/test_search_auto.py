@@ -136,7 +136,7 @@ def test_shards_read_the_record_the_first_one_wrote(write_suite, tmp_path, train
         cnnbench.load_results(out)[0]["run_id"])
 
 
-NAN_MODEL = """
+BAD_MODELS = """
 import torch.nn as nn
 
 
@@ -147,14 +147,19 @@ class NanNet(nn.Module):
 
     def forward(self, x):
         return self.fc(x.flatten(1)) * float("nan")
+
+
+class Broken(NanNet):
+    def forward(self, x):
+        raise RuntimeError("shapes do not match")
 """
 
 
 def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_path,
                                                              monkeypatch):
-    (tmp_path / "nan_model.py").write_text(NAN_MODEL)
+    (tmp_path / "bad_models.py").write_text(BAD_MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    path = _path(write_suite, matrix={"model": ["nan_model:NanNet"]})
+    path = _path(write_suite, matrix={"model": ["bad_models:NanNet"]})
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -162,3 +167,14 @@ def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_pat
     assert "no runs; 0 ran" in text
     (start,) = read_starts(tmp_path / "out").values()
     assert start.values == () and "not finite" in start.message
+
+
+def test_a_range_test_that_crashes_is_one_message_and_records_nothing(write_suite, tmp_path,
+                                                                      monkeypatch):
+    (tmp_path / "bad_models.py").write_text(BAD_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = _path(write_suite, matrix={"model": ["bad_models:Broken"]})
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "RuntimeError: shapes do not match" in result.output
+    assert read_starts(tmp_path / "out") == {}  # fixed, a re-run tests it again

@@ -14,11 +14,15 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cnnbench.errors import CnnbenchError
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.suite import Suite
 from cnnbench.suite.starts import RECORD_VERSION, RangeTestSpec, suggested_grid, suggested_values
+
+if TYPE_CHECKING:  # annotations only: torch loads when a test runs
+    from cnnbench.data import DeviceData
 
 
 def run_range_tests(suite: Suite, out: str | Path, tests: list[RangeTestSpec], *,
@@ -40,7 +44,13 @@ def run_range_tests(suite: Suite, out: str | Path, tests: list[RangeTestSpec], *
         settings = test.settings
         reporter.log(f"lr search: range test of {test.group} ({int(settings['steps'])} steps, lr "
                      f"{settings['lr_min']:g} to {settings['lr_max']:g}, seed {test.seed})")
-        record = _record(test, data, str(device))
+        try:
+            record = _record(test, data, str(device))
+        except CnnbenchError:
+            raise
+        except Exception as exc:  # a broken model, too little memory: said, never recorded
+            raise CnnbenchError(f"lr range test of {test.group}: {type(exc).__name__}: {exc}; "
+                                "nothing was recorded for it: fix that and re-run") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         text = (json.dumps(record, indent=1) + "\n").encode()
         atomic_write(path, lambda f, text=text: f.write(text), f"lr range test record {path}",
@@ -52,7 +62,7 @@ def run_range_tests(suite: Suite, out: str | Path, tests: list[RangeTestSpec], *
         reporter.log(f"  start grid: {grid} (recorded in {path})")
 
 
-def _record(test: RangeTestSpec, data: Any, device: str) -> dict[str, Any]:
+def _record(test: RangeTestSpec, data: DeviceData, device: str) -> dict[str, Any]:
     """Run the test; its record. A loss not finite from the first step is an outcome too (the
     seeded test would give it again): the record then says so and holds no start grid."""
     import torch
