@@ -124,6 +124,22 @@ def run(suite: Suite, specs: list[RunSpec], out: Path, *, reporter: PlainReporte
     return SuiteRun(outcome, runs[runs["run_id"].isin({s.run_id for s in specs})], history)
 
 
+def first_round(suite: Suite, out: Path) -> list[RunSpec]:
+    """Round 1's runs (every run of a suite without lr searches); a `start: auto` search's
+    start grid where `out` records its lr range test."""
+    from cnnbench.suite import expand
+    from cnnbench.suite.starts import read_starts
+
+    return expand(suite, read_starts(out))
+
+
+def range_tests(suite: Suite) -> int:
+    """How many lr range tests the suite's `start: auto` searches start from."""
+    from cnnbench.suite.search import range_tests as tests
+
+    return len(tests(suite))
+
+
 def searches(suite: Suite) -> bool:
     """Whether any lr of the suite is a search (`{search: ...}`), run round after round."""
     from cnnbench.suite.search import has_search
@@ -143,8 +159,9 @@ def run_search(suite: Suite, out: Path, *, shard: str | None, reporter: PlainRep
     share = parse_shard(shard) if shard is not None else shard_from_env()
     done = run_rounds(suite, out, reporter=reporter, shard=share, **options)
     runs, history = load_results(out)
-    ids = {s.run_id for s in done.state.specs}
-    return SuiteRun(done.outcome, runs[runs["run_id"].isin(ids)], history), done
+    if not runs.empty:  # empty: every group stopped before round 1 (no range test start)
+        runs = runs[runs["run_id"].isin({s.run_id for s in done.state.specs})]
+    return SuiteRun(done.outcome, runs, history), done
 
 
 def _remove_empty(out: Path, created: list[Path]) -> None:
@@ -183,7 +200,8 @@ def status(results: Path, suite_file: Path | None, overrides: list[str] | None,
 
         state = load_state(suite, results)
         specs = state.specs
-        record = {**record, "rounds": len(state.rounds), "search_finished": state.finished}
+        record = {**record, "rounds": len(state.rounds), "search_finished": state.finished,
+                  "range_tests_pending": len(state.pending)}
     return suite_status(results, specs, shards or record.get("shards")), record
 
 
@@ -312,12 +330,13 @@ def export(results: Path, *, mlflow: str | None = None, tensorboard: Path | None
 def lr_find(model: str, *, dataset: str, optimizer: str, device: str, data_dir: str | None,
             out: Path, **options: Any) -> tuple[Any, Path]:
     """The lr range test (`tools.lr_find.range_test`) and its figure, written to `out`."""
+    from cnnbench.execute.local import prepare_data
     from cnnbench.optim import OPTIMIZERS
     from cnnbench.suite import DatasetConfig
     from cnnbench.tools.lr_find import draw, range_test
     from cnnbench.train.devices import resolve_device
 
     OPTIMIZERS.get(optimizer)  # an unknown name: a clear error, before any data loads
-    test = range_test(model, DatasetConfig(name=dataset), optimizer,
-                      device=resolve_device(device), data_dir=data_dir, **options)
+    data = prepare_data(DatasetConfig(name=dataset), resolve_device(device), data_dir)
+    test = range_test(model, data, optimizer, **options)
     return test, draw(test, f"lr range test: {model} / {optimizer} on {dataset}", out)

@@ -144,7 +144,8 @@ def test_the_schema_documents_the_search_keys():
     result = runner.invoke(app, ["schema"])
     assert result.exit_code == 0
     assert all(key in result.output for key in ('"SearchSpec"', '"expand"', '"refine"',
-                                                 '"confirm"', '"max_runs"'))
+                                                 '"confirm"', '"max_runs"', '"start"'))
+    assert "the group's lr range test" in result.output  # what start: auto means
 
 
 TINY_SEARCH = {"log": [0.003, 0.03], "num": 2, "expand": 1, "refine": 1, "confirm": 2}
@@ -213,12 +214,13 @@ def yaml_suite_with(grid: str) -> dict:
 
 
 def test_range_test_grows_the_lr_geometrically():
+    from cnnbench.execute.local import prepare_data
     from cnnbench.suite import DatasetConfig
     from cnnbench.tools.lr_find import range_test
 
     config = DatasetConfig(**{**TINY_SUITE["dataset"], "val_size": 0})
-    test = range_test("mlp", config, "sgd", device=torch.device("cpu"), lr_min=1e-4,
-                      lr_max=1e-2, steps=9, batch_size=16)
+    data = prepare_data(config, torch.device("cpu"))
+    test = range_test("mlp", data, "sgd", lr_min=1e-4, lr_max=1e-2, steps=9, batch_size=16)
     assert test.lrs == pytest.approx([1e-4 * 10 ** (i / 4) for i in range(9)])
     assert not test.stopped_early and test.min_loss_lr in test.lrs
     low, high, num = test.start_grid

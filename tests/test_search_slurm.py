@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import cnnbench
 from cnnbench.cli import app
 from cnnbench.suite.search import search_state
+from cnnbench.suite.starts import read_starts
 from tests.helpers.slurm import cluster_up
 from tests.helpers.suites import TINY_SUITE
 
@@ -57,3 +58,36 @@ def test_a_search_runs_as_successive_job_arrays(write_suite, tmp_path):
     status = runner.invoke(app, ["status", str(out)])
     assert status.exit_code == 0, status.output
     assert f"lr search: {len(state.rounds)} round(s) so far, finished" in status.output
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+def test_an_auto_start_runs_its_range_test_in_a_job_before_round_1(write_suite, tmp_path):
+    search = {"start": "auto", "expand": 0, "refine": 0, "confirm": 1}  # round 1 only
+    path = write_suite(matrix={**TINY_SUITE["matrix"], "optimizer": ["sgd"],
+                               "lr": {"search": search}})
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "cnnbench", "submit", str(path), "--out",
+                           str(out), "--partition", "debug", "--time", "00:10:00",
+                           "--cpus-per-task", "1", "--mem", "1G", "--shards", "2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "the lr range test of 1 group(s), then it submits round 1" in " ".join(
+        done.stdout.split())
+    record_path = out / "submit.json"
+    deadline = time.time() + 300
+    while True:
+        events = json.loads(record_path.read_text()).get("events", [])
+        if events and events[-1]["event"] in ("finished", "stalled"):
+            break
+        assert time.time() < deadline, f"the search did not finish on Slurm: {events}"
+        time.sleep(1)
+    assert [e["event"] for e in events] == ["range tests submitted", "range tests", "round",
+                                            "finished"]
+    (log,) = (out / "slurm").glob("*/range-tests/*_log.err")
+    assert "lr search: range test of mlp" in log.read_text()  # it ran in the job
+    (start,) = read_starts(out).values()
+    runs, _ = cnnbench.load_results(out)
+    assert sorted(runs["lr"]) == pytest.approx(list(start.values))
+    assert (runs["round"] == 1).all() and events[2]["runs"] == len(start.values)

@@ -8,6 +8,7 @@ import pytest
 
 from cnnbench.errors import SuiteError
 from cnnbench.suite import LogGrid, compute_run_id, expand, load_suite
+from tests.helpers.suites import TINY_SUITE
 
 
 def test_log_grid_is_geometric_and_includes_both_ends():
@@ -118,6 +119,10 @@ def test_overrides_set_any_key(write_suite):
     assert {s.lr for s in expand(suite)} == {0.5}
     short = load_suite(write_suite(dataset="mnist-mini"), overrides=["dataset.val_size=100"])
     assert short.dataset_config.name == "mnist-mini" and short.dataset_config.val_size == 100
+    search = {"search": {"log": [0.01, 0.1], "num": 3}}  # lr: a grid or a search (a union)
+    searched = load_suite(write_suite(matrix={**TINY_SUITE["matrix"], "lr": search}),
+                          overrides=["matrix.lr.search.max_runs=9", "matrix.lr.search.num=2"])
+    assert searched.matrix.lr.search.max_runs == 9 and searched.matrix.lr.search.num == 2
 
 
 @pytest.mark.parametrize("override, fragment", [

@@ -74,17 +74,16 @@ def run(
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.render.tables import plan_rows, plan_table
-    from cnnbench.suite import expand
 
     suite = _load(suite_file, set_, device)
     out = api.results_dir(suite, out)
     search = api.searches(suite)
-    specs, share = api.select_shard(expand(suite), None if search else shard)
+    specs, share = api.select_shard(api.first_round(suite, out), None if search else shard)
     if share:
         err_console.print(share, highlight=False)
     if dry_run:
         console.print(plan_table(plan_rows(specs, {} if rerun else api.finished(out))))
-        _search_note(suite)
+        _search_note(suite, out)
         return
     options = dict(reporter=_reporter(track, suite, suite_file), rerun=rerun,
                    rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
@@ -134,6 +133,7 @@ def _exit_for(outcome) -> None:
     from cnnbench.train.signals import EXIT_INTERRUPTED
 
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.statuses.items()))
+    counts = counts or "no runs"
     err_console.print(f"results: {outcome.out}  ({counts}; {outcome.ran} ran, "
                       f"{outcome.skipped} skipped)")
     if outcome.interrupted or not outcome.succeeded:
@@ -146,20 +146,20 @@ def plan(suite_file: SuiteArg, set_: SetOpt = None, out: OutOpt = None,
     """Show the expanded runs of a suite and their count, without training."""
     from cnnbench.render.records import write_rows
     from cnnbench.render.tables import plan_rows, plan_table
-    from cnnbench.suite import expand
 
     suite = _load(suite_file, set_, device)
-    rows = plan_rows(expand(suite), api.finished(api.results_dir(suite, out)))
+    out = api.results_dir(suite, out)
+    rows = plan_rows(api.first_round(suite, out), api.finished(out))
     write_rows(rows, console, fmt.value, lambda: plan_table(rows))
     if fmt is ListFormat.table:
-        _search_note(suite)
+        _search_note(suite, out)
 
 
-def _search_note(suite) -> None:
+def _search_note(suite, out: Path) -> None:
     """Under round 1's plan: what the lr search's later rounds depend on."""
     from cnnbench.render.tables import search_plan_lines
 
-    for line in search_plan_lines(suite):
+    for line in search_plan_lines(suite, out):
         console.print(line, highlight=False)
 
 
@@ -169,8 +169,11 @@ def validate(suite_files: Annotated[list[Path], typer.Argument(help="suite YAML 
     from cnnbench.suite import expand
 
     for path in suite_files:
-        count = len(expand(_load(path, None)))
-        console.print(f"[green]ok[/] {path}: {count} run(s)")
+        suite = _load(path, None)
+        count, tests = len(expand(suite)), api.range_tests(suite)
+        console.print(f"[green]ok[/] {path}: {count} run(s)"
+                      + (f" and the lr range test of {tests} group(s) (start: auto), whose "
+                         "start grids join round 1" if tests else ""))
 
 
 @app.command()
@@ -210,9 +213,11 @@ def status(
         return
     console.print(status_table(results_dir, report, record))
     if "rounds" in record:
+        waiting = (f" (waits for the lr range test of {record['range_tests_pending']} "
+                   "group(s))" if record["range_tests_pending"] else "")
         console.print(f"lr search: {record['rounds']} round(s) so far, "
                       + ("finished" if record["search_finished"] else
-                         f"round {record['rounds']} in progress"), highlight=False)
+                         f"round {record['rounds']} in progress{waiting}"), highlight=False)
     for line in status_lines(report):
         console.print(line, highlight=False)
 
@@ -252,6 +257,8 @@ def submit(
         return
     search = " (this lr search round; a job after it submits the next)" if api.searches(
         api.load(suite_file, set_)[0]) else ""
-    console.print(f"submitted Slurm job array {done.job_id}: {done.shards} task(s) over "
-                  f"{done.runs} run(s){search} into {out}; logs in {done.folder}\n"
+    what = (f"job {done.job_id}: the lr range test of {done.range_tests} group(s), then it "
+            "submits round 1 (a job after each round submits the next)" if done.range_tests
+            else f"job array {done.job_id}: {done.shards} task(s) over {done.runs} run(s){search}")
+    console.print(f"submitted Slurm {what} into {out}; logs in {done.folder}\n"
                   f"follow it with: cnnbench status {out}", highlight=False)

@@ -1,5 +1,8 @@
 """Run a suite with lr searches round after round: compute the current round from the results
 (`suite.search.search_state`), run it (or this shard's share of it) with `run_suite`, repeat.
+Round 1 of a `start: auto` search waits for its lr range test: the first process to need it runs
+and records it (`execute/starts.py`); every shard that finds no record runs it too, and all read
+the one record written first.
 
 Every round's runs are ordinary runs, so re-running resumes: finished runs are skipped and the
 replay lands on the same round. A shard runs its share of the current round; when its share is
@@ -16,10 +19,13 @@ from typing import Any
 from cnnbench.errors import CnnbenchError
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.execute.runner import run_suite
+from cnnbench.execute.starts import run_range_tests
 from cnnbench.results.schema import SuiteOutcome
+from cnnbench.results.store import ResultStore
 from cnnbench.suite import Suite
 from cnnbench.suite.search import SearchState, search_state
 from cnnbench.suite.shards import shard as take
+from cnnbench.suite.starts import read_starts
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,10 @@ class SearchRun:
 def load_state(suite: Suite, out: str | Path) -> SearchState:
     """The search's state against the results in `out` (none yet: round 1)."""
     from cnnbench.results.loading import load_results
-    from cnnbench.results.store import ResultStore
 
     store = ResultStore(out)
     runs = load_results(out)[0] if store.runs_dir.is_dir() else None
-    return search_state(suite, runs)
+    return search_state(suite, runs, read_starts(out))
 
 
 def run_rounds(suite: Suite, out: str | Path, *, reporter: PlainReporter,
@@ -51,7 +56,12 @@ def run_rounds(suite: Suite, out: str | Path, *, reporter: PlainReporter,
                             "on the results; run it into a fresh --out instead")
     out = Path(out)
     ran, rounds_run, interrupted, waiting = 0, 0, False, False
+    ResultStore(out).prepare()  # a folder we cannot write to fails before any training
     state = load_state(suite, out)
+    if state.pending:
+        run_range_tests(suite, out, state.pending, data_dir=options.get("data_dir"),
+                        reporter=reporter)
+        state = load_state(suite, out)
     while not state.finished and (max_rounds is None or rounds_run < max_rounds):
         number, specs = len(state.rounds), state.current
         mine = take(specs, *shard) if shard else specs
@@ -73,8 +83,6 @@ def run_rounds(suite: Suite, out: str | Path, *, reporter: PlainReporter,
 
 def _outcome(out: Path, state: SearchState, ran: int, interrupted: bool) -> SuiteOutcome:
     """The outcome over every round so far: status counts of all their finished runs."""
-    from cnnbench.results.store import ResultStore
-
     found = ResultStore(out).statuses() if ResultStore(out).runs_dir.is_dir() else {}
     statuses: dict[str, int] = {}
     for spec in state.specs:

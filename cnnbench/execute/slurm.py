@@ -119,6 +119,7 @@ class Submission:
     folder: Path
     script: str
     jobs: list = field(default_factory=list, repr=False)
+    range_tests: int = 0  # an lr search's first job runs this many range tests
 
 
 def _submitit():
@@ -138,15 +139,18 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
     The suite is validated first and copied into `out`; submitit's logs go to
     `out/slurm/<time>/` (a fresh folder per submission: job ids may repeat across clusters)."""
     from cnnbench.suite import expand, load_suite, shard
-    from cnnbench.suite.search import has_search
+    from cnnbench.suite.search import has_search, range_tests
+    from cnnbench.suite.starts import GRID_POINTS, read_starts
 
     submitit = _submitit()
     from submitit.slurm.slurm import _make_sbatch_string  # what SlurmExecutor itself renders
 
     overrides = list(overrides or [])
     suite = load_suite(suite_file, overrides)
-    specs = expand(suite)
-    runs = len(specs)
+    starts = read_starts(out)
+    specs = expand(suite, starts)
+    # round 1 as planned: each range test still to run suggests a grid of GRID_POINTS lrs
+    runs = len(specs) + GRID_POINTS * len(range_tests(suite, starts))
     shards = request.shards or min(runs, request.array_parallelism)
     if not 1 <= shards <= runs:
         raise CnnbenchError(f"--shards {shards}: the suite has {runs} run(s); choose 1..{runs}")
@@ -190,7 +194,7 @@ def _submit_search(suite, suite_copy: Path, out: Path, folder: Path, request: Sl
                    script: str) -> Submission:
     """Submit the lr search's current round and the job that chains the next ones."""
     from cnnbench.execute.rounds import load_state
-    from cnnbench.execute.slurm_rounds import NextRound, submit_round
+    from cnnbench.execute.slurm_rounds import NextRound, submit_range_tests, submit_round
 
     state = load_state(suite, out)
     if state.finished:
@@ -205,6 +209,9 @@ def _submit_search(suite, suite_copy: Path, out: Path, folder: Path, request: Sl
                       sbatch_parameters(request, "cnnbench-round"),
                       sbatch_parameters(small, "cnnbench-next"), request.shards, str(folder),
                       str(out / SUBMIT_RECORD), after=number)
+    if state.pending:  # the range tests run in a job of their own, which then submits round 1
+        return Submission(submit_range_tests(chain, len(state.pending)), 1, 0, folder, script,
+                          range_tests=len(state.pending))
     job_id = submit_round(chain, state.current, number)
     shards = min(len(state.current), request.shards or request.array_parallelism)
     return Submission(job_id, shards, len(state.current), folder, script)

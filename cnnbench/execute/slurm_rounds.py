@@ -6,6 +6,10 @@ reads the results, computes the search's state (`suite.search.search_state`: the
 process) and submits round R+1's array and its own successor, until the search is finished.
 A round left unfinished (a task that died, a run interrupted) is submitted again, at most
 `RETRIES` times in a row; `cnnbench submit` again resumes from wherever the results stand.
+Where round 1 waits for the lr range tests of `start: auto` searches, `submit` sends a
+`NextRound` job first, with the array tasks' resources (the tests train): it runs and records
+the tests, then submits round 1 as any `NextRound` submits its round; nothing trains on the
+login node.
 Every step is appended to the submission record (`submit.json`), which `cnnbench status` reads.
 This module renders nothing itself: `execute/slurm.py` hands it the sbatch parameters.
 """
@@ -80,7 +84,16 @@ class NextRound:
         from cnnbench.execute.rounds import load_state
         from cnnbench.suite import load_suite
 
-        state = load_state(load_suite(self.suite_file, list(self.overrides)), self.out)
+        suite = load_suite(self.suite_file, list(self.overrides))
+        state = load_state(suite, self.out)
+        if state.pending:  # round 1 waits for range tests: they run here, in this job
+            from cnnbench.execute.progress import PlainReporter
+            from cnnbench.execute.starts import run_range_tests
+
+            run_range_tests(suite, self.out, state.pending, data_dir=self.data_dir,
+                            reporter=PlainReporter())
+            _append(Path(self.record), {"event": "range tests", "groups": len(state.pending)})
+            state = load_state(suite, self.out)
         number = len(state.rounds)
         if state.finished:
             _append(Path(self.record), {"event": "finished", "rounds": number})
@@ -125,3 +138,16 @@ def submit_round(chain: NextRound, specs: list, number: int) -> str:
     _append(Path(chain.record), {"event": "round", "round": number, "job_id": array,
                               "shards": shards, "runs": len(specs)})
     return array
+
+
+def submit_range_tests(chain: NextRound, groups: int) -> str:
+    """Submit the job that runs the range tests round 1 waits for, with the array tasks'
+    resources, and then submits round 1 (`NextRound` after round 0); returns its job id."""
+    import submitit
+
+    executor = submitit.SlurmExecutor(folder=Path(chain.folder) / "range-tests")
+    executor.update_parameters(**{**chain.params, "job_name": "cnnbench-range-tests"})
+    job = executor.submit(replace(chain, after=0))
+    _append(Path(chain.record), {"event": "range tests submitted", "round": 0,
+                                 "job_id": job.job_id, "groups": groups})
+    return job.job_id

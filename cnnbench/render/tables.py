@@ -96,13 +96,15 @@ def search_table(state) -> Table:
     return table
 
 
-def search_plan_lines(suite) -> list[str]:
-    """What `plan` says under round 1 about the lr searches' later rounds."""
+def search_plan_lines(suite, out) -> list[str]:
+    """What `plan` says under round 1 about the lr searches' later rounds, and about the range
+    tests that `start: auto` groups' round 1 depends on (recorded in `out`, or not yet)."""
     from cnnbench.suite.search import has_search, search_state
+    from cnnbench.suite.starts import read_starts
 
     if not has_search(suite):  # the search's state reads results (pandas): only where needed
         return []
-    groups = search_state(suite).groups
+    groups = search_state(suite, starts=read_starts(out)).groups
     if not groups:
         return []
     lines = [f"lr search in {len(groups)} group(s): the table is round 1 (each start grid with "
@@ -112,6 +114,23 @@ def search_plan_lines(suite) -> list[str]:
         budget = f", at most {spec.max_runs} runs" if spec.max_runs else ""
         lines.append(f"  {group.name}: up to {spec.expand} point(s) beyond each end, "
                      f"{spec.refine} refinement(s), {spec.confirm} seed(s) at the best{budget}")
+        if group.range_test is not None:
+            lines.append("    " + _range_test_line(group, out))
     if suite.max_runs:
         lines.append(f"  the suite runs at most {suite.max_runs} runs in all")
     return lines
+
+
+def _range_test_line(group, out) -> str:
+    """Where a `start: auto` group's round 1 comes from."""
+    test, start = group.range_test, group.start
+    if start is None:
+        settings = test.settings
+        return (f"round 1 depends on its lr range test, not run yet ({int(settings['steps'])} "
+                f"steps, lr {settings['lr_min']:g} to {settings['lr_max']:g}, seed {test.seed}; "
+                f"`run` runs it first and records it in {test.path(out)})")
+    if not start.values:
+        return f"its lr range test suggests no start: {start.message} ({test.path(out)})"
+    low, high = start.log or (start.values[0], start.values[-1])
+    return (f"round 1 from its lr range test ({test.path(out)}): log [{low:g}, {high:g}], "
+            f"{len(start.values)} points")

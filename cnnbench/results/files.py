@@ -31,9 +31,11 @@ class WriteError(CnnbenchError):
     """A result or checkpoint could not be written (full disk, vanished folder): the suite stops."""
 
 
-def atomic_write(target: Path, write: Callable[[BinaryIO], object], what: str, advice: str
-                 ) -> None:
+def atomic_write(target: Path, write: Callable[[BinaryIO], object], what: str, advice: str,
+                 *, keep_existing: bool = False) -> bool:
     """Write `target` through a temp file beside it, fsync and rename: all of it or nothing.
+    With `keep_existing`, a target already there (another process's) is kept: the first
+    writer wins. Returns whether this call wrote it.
 
     A failure leaves no temp file; an OSError (full disk, vanished folder) becomes a WriteError
     "`what`: <reason>. `advice`"."""
@@ -44,7 +46,16 @@ def atomic_write(target: Path, write: Callable[[BinaryIO], object], what: str, a
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        if not keep_existing:
+            os.replace(tmp, target)
+            return True
+        try:
+            os.link(tmp, target)  # unlike a rename, a link never replaces an existing file
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink()
+        return True
     except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

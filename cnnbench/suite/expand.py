@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from cnnbench.suite.schema import (
     Suite,
     grid_values,
 )
+from cnnbench.suite.starts import Start, range_test_spec
 
 # ─── Expansion into runs ───────────────────────────────────────────────────────────────────────
 
@@ -85,11 +87,14 @@ def _entry_dict(entry: str | dict | BaseModel) -> dict[str, Any]:
     return dict(entry) if isinstance(entry, dict) else entry.model_dump(exclude_none=True)
 
 
-def _lrs(opt: OptimizerEntry, grid: Any) -> list[float]:
-    """The optimizer's own grid, else the matrix's, else the registry's default lr."""
+def _lrs(opt: OptimizerEntry, grid: Any) -> list[float | None]:
+    """The optimizer's own grid, else the matrix's, else the registry's default lr; [None] for
+    a search with `start: auto` (its range test gives the lrs: `combo_lrs`)."""
     from cnnbench.optim import resolve_hparams
 
     grid = _grid(opt, grid)
+    if isinstance(grid, LRSearch) and grid.search.start == "auto":
+        return [None]
     return grid_values(grid) if grid is not None else [resolve_hparams(opt.name)["lr"]]
 
 
@@ -130,7 +135,8 @@ def _combo_key(combo: dict[str, Any]) -> str:
 
 def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
     """The (model, optimizer, lr, batch_size) combinations, and warnings about `exclude` and
-    `include` entries that change nothing."""
+    `include` entries that change nothing. A search with `start: auto` is one combination with
+    lr None: its lrs are the start grid its range test recorded (`combo_lrs`)."""
     matrix = suite.matrix
     optimizers = [o if isinstance(o, OptimizerEntry) else OptimizerEntry(name=o)
                   for o in matrix.optimizer]
@@ -163,15 +169,33 @@ def suite_warnings(suite: Suite) -> list[str]:
     return matrix_combos(suite)[1]
 
 
-def expand(suite: Suite) -> list[RunSpec]:
+def group_name(combo: dict[str, Any]) -> str:
+    """The search group of a combination: "model / optimizer / batch N" (and model options)."""
+    options = {k: v for k, v in combo["model_entry"].items() if k != "name"}
+    extra = f" {json.dumps(options, sort_keys=True)}" if options else ""
+    return f"{combo['model']}{extra} / {combo['optimizer']} / batch {combo['batch_size']}"
+
+
+def combo_lrs(suite: Suite, combo: dict[str, Any], starts: Mapping[str, Start]) -> list[float]:
+    """A combination's lr; for a `start: auto` search, the start grid of its recorded range
+    test (none while it has no record)."""
+    if combo["lr"] is not None:
+        return [combo["lr"]]
+    start = starts.get(range_test_spec(suite, combo, group_name(combo)).key)
+    return list(start.values) if start is not None else []
+
+
+def expand(suite: Suite, starts: Mapping[str, Start] | None = None) -> list[RunSpec]:
     """The cross product model × optimizer × lr (× batch_size) × seed, minus `exclude`, plus
-    `include`; sorted and stable. Each spec carries its run_id."""
+    `include`; sorted and stable. Each spec carries its run_id. A `start: auto` search adds
+    the start grid its range test recorded in `starts` (`suite.starts.read_starts`), if any."""
     combos, _ = matrix_combos(suite)
     specs = []
     for combo in combos:
         # an lr search's first round runs its start grid with the first seed only
         seeds = suite.seed_list[:1] if combo.get("search") else suite.seed_list
-        specs += [make_spec(suite, combo, combo["lr"], seed) for seed in seeds]
+        specs += [make_spec(suite, combo, lr, seed)
+                  for lr in combo_lrs(suite, combo, starts or {}) for seed in seeds]
     ids = [s.run_id for s in specs]
     if len(set(ids)) != len(ids):
         raise SuiteError("two entries of the matrix resolve to the same run (e.g. an optimizer "

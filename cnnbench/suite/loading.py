@@ -376,6 +376,8 @@ def apply_override(data: dict, override: str) -> None:
             child = node[part] = {"name": child}
         node = child
         subs = _models_in(field_info.annotation) if field_info is not None else []
-        model = subs[0] if subs else None
+        # of a union's models (an lr: LogGrid | LRSearch), the one that has the next key
+        model = next((m for m in subs if parts[depth + 1] in m.model_fields),
+                     subs[0] if subs else None)
 
 

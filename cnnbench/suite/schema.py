@@ -50,12 +50,17 @@ class LogGrid(Strict):
 
 
 class SearchSpec(Strict):
-    """An lr search (suite/search.py): a start grid (`log` + `num`, or `values`; `cnnbench
-    lr-find` suggests one), then rounds that expand, refine and confirm."""
+    """An lr search (suite/search.py): a start grid (`log` + `num`, or `values`, or `start:
+    auto`: the grid the group's lr range test suggests, suite/starts.py), then rounds that
+    expand, refine and confirm."""
 
     log: tuple[PositiveFloat, PositiveFloat] | None = None
     num: int = Field(3, ge=2, description="start grid points with `log` (at least 2)")
     values: Annotated[list[PositiveFloat], Field(min_length=2)] | None = None
+    start: Literal["auto"] | None = Field(
+        None, description="auto: round 1 is the start grid that the group's lr range test "
+        "(Smith 2017, as `cnnbench lr-find`) suggests; run once, recorded in the results "
+        "folder (lr_find/), instead of log or values")
     expand: int = Field(4, ge=0, description="points added beyond each end, at most")
     refine: int = Field(2, ge=0, le=6, description="rounds halving the spacing around the best")
     confirm: int = Field(3, ge=1, description="seeds in all at the best lr (and those near it)")
@@ -65,9 +70,14 @@ class SearchSpec(Strict):
 
     @model_validator(mode="after")
     def _one_start(self) -> SearchSpec:
-        given = [k for k in ("log", "values") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give the start grid as one of: log (with num), values")
+        given = [k for k in ("log", "values", "start") if getattr(self, k) is not None]
+        if not given:
+            raise ValueError("give the start grid as one of: log (with num), values, start: auto")
+        if len(given) > 1:
+            raise ValueError(f"give one start grid, not both {given[0]} and {given[1]}: "
+                             "log (with num), values, or start: auto")
+        if self.start is not None and "num" in self.model_fields_set:
+            raise ValueError("num goes with log; start: auto takes the range test's grid")
         if self.log is not None and not self.log[0] < self.log[1]:
             raise ValueError("log: [low, high] needs low < high (a start grid of 2+ points)")
         if self.values is not None and len(set(self.values)) < 2:
@@ -75,7 +85,7 @@ class SearchSpec(Strict):
         return self
 
     def start_values(self) -> list[float]:
-        """The start grid, sorted."""
+        """The start grid, sorted (none for `start: auto`: its range test decides it)."""
         if self.log is not None:
             return LogGrid(log=self.log, num=self.num).values()
         return sorted({float(v) for v in self.values or []})

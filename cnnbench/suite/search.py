@@ -1,8 +1,10 @@
 """The lr search's rounds, as a pure function of the suite and the results so far.
 
 A search group is one (model, optimizer, batch size, model options) whose lr is `{search: ...}`.
-Round 1 is `expand(suite)`: the fixed-grid runs, and each search's start grid with the suite's
-first seed. Each later round is what every group asks for once the previous round has finished:
+Round 1 is `expand(suite, starts)`: the fixed-grid runs, and each search's start grid with the
+suite's first seed; a `start: auto` group's grid is the one its recorded lr range test suggests
+(`suite/starts.py`), and until that record exists round 1 waits for it (the group is pending).
+Each later round is what every group asks for once the previous round has finished:
 
 - expand: while the best lr (the report's protocol: best mean score over seeds, failed runs at
   the worst value, ties to the smaller lr) is the largest (smallest) lr run so far, one point
@@ -19,14 +21,15 @@ computes the same rounds; a round is finished when each of its runs has a finish
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cnnbench.errors import SuiteError
-from cnnbench.suite.expand import RunSpec, expand, make_spec, matrix_combos
+from cnnbench.suite.expand import RunSpec, combo_lrs, expand, group_name, make_spec, matrix_combos
 from cnnbench.suite.schema import SearchSpec, Suite
+from cnnbench.suite.starts import GRID_POINTS, RangeTestSpec, Start, range_test_spec
 
 DONE = frozenset({"ok", "diverged", "error", "oom", "timeout"})  # finished: not interrupted
 _SAME_LR = 1e-6  # relative: an lr proposed again (by another path) is the same point
@@ -46,6 +49,9 @@ class Group:
     stop: str = ""  # why it is done: "converged", "every run diverged or failed", a budget
     edge: str = ""  # "" or a note on the best lr's side: "bounded by divergence", …
     best_lr: float | None = None
+    range_test: RangeTestSpec | None = None  # a `start: auto` group's
+    pending: bool = False  # its range test has no record yet: round 1 waits for it
+    start: Start | None = None  # … and what the record says
 
 
 @dataclass(frozen=True)
@@ -66,18 +72,25 @@ class SearchState:
         """Every run of every round so far."""
         return [s for r in self.rounds for s in r]
 
+    @property
+    def pending(self) -> list[RangeTestSpec]:
+        """The range tests round 1 still waits for."""
+        return [g.range_test for g in self.groups if g.pending and g.range_test is not None]
+
 
 def has_search(suite: Suite) -> bool:
     return any(c.get("search") for c in matrix_combos(suite)[0])
 
 
-def _group_name(combo: dict[str, Any]) -> str:
-    options = {k: v for k, v in combo["model_entry"].items() if k != "name"}
-    extra = f" {json.dumps(options, sort_keys=True)}" if options else ""
-    return f"{combo['model']}{extra} / {combo['optimizer']} / batch {combo['batch_size']}"
+def range_tests(suite: Suite, starts: Mapping[str, Start] | None = None) -> list[RangeTestSpec]:
+    """The range tests of the suite's `start: auto` groups (with `starts`: those not recorded
+    there yet)."""
+    tests = [range_test_spec(suite, c, group_name(c)) for c in matrix_combos(suite)[0]
+             if c.get("search") and c["lr"] is None]
+    return [t for t in tests if starts is None or t.key not in starts]
 
 
-def _groups(suite: Suite, first: list[RunSpec]) -> list[Group]:
+def _groups(suite: Suite, first: list[RunSpec], starts: Mapping[str, Start]) -> list[Group]:
     """The search groups, in a stable order, each with its round-1 runs."""
     groups: dict[str, Group] = {}
     by_id = {s.run_id: s for s in first}
@@ -85,10 +98,21 @@ def _groups(suite: Suite, first: list[RunSpec]) -> list[Group]:
     for combo in matrix_combos(suite)[0]:
         if not combo.get("search"):
             continue
-        name = _group_name(combo)
+        name = group_name(combo)
         group = groups.setdefault(name, Group(name, combo, combo["search"]))
-        group.runs.append(by_id[make_spec(suite, combo, combo["lr"], seed).run_id])
+        group.runs += [by_id[make_spec(suite, combo, lr, seed).run_id]
+                       for lr in combo_lrs(suite, combo, starts)]
+        if combo["lr"] is None:
+            _start(group, range_test_spec(suite, combo, name), starts)
     return [groups[k] for k in sorted(groups)]
+
+
+def _start(group: Group, test: RangeTestSpec, starts: Mapping[str, Start]) -> None:
+    """Where an auto group stands with its range test: pending, started, or stopped by it."""
+    group.range_test, group.start = test, starts.get(test.key)
+    group.pending = group.start is None
+    if group.start is not None and not group.start.values:
+        group.phase, group.stop = "done", f"range test: {group.start.message}"
 
 
 def confirm_seeds(suite: Suite, count: int) -> list[int]:
@@ -213,17 +237,21 @@ def _scores(runs: Any, metric: str) -> dict[str, float]:
     return dict(zip(finished["run_id"], scored["score"], strict=True))
 
 
-def search_state(suite: Suite, runs: Any = None) -> SearchState:
-    """Replay the search against `runs` (the `runs` DataFrame of the results, or None): every
-    round so far, whether the search is finished, and each group's state."""
+def search_state(suite: Suite, runs: Any = None,
+                 starts: Mapping[str, Start] | None = None) -> SearchState:
+    """Replay the search against `runs` (the `runs` DataFrame of the results, or None) and the
+    range test records `starts` (`suite.starts.read_starts`): every round so far, whether the
+    search is finished, and each group's state."""
     from cnnbench.analysis.protocol import worst_value
 
-    first = expand(suite)
-    groups = _groups(suite, first)
+    first = expand(suite, starts)
+    groups = _groups(suite, first, starts or {})
     check_budget(suite, groups, first)
     metrics = {g.spec.metric for g in groups} or {"val_acc"}
     scores = {m: _scores(runs, m) for m in metrics}
     rounds = [first]
+    if any(g.pending for g in groups):  # round 1 is not whole until every range test is run
+        return SearchState(rounds, False, groups)
     while True:
         if any(s.run_id not in scores[next(iter(metrics))] for s in rounds[-1]):
             return SearchState(rounds, False, groups)
@@ -248,12 +276,15 @@ def search_state(suite: Suite, runs: Any = None) -> SearchState:
 
 
 def check_budget(suite: Suite, groups: list[Group], first: list[RunSpec]) -> None:
-    """Round 1 must fit in the budgets: they bound what the search adds, not the start grid."""
-    if suite.max_runs is not None and len(first) > suite.max_runs:
-        raise SuiteError(f"max_runs: {suite.max_runs} is below round 1's {len(first)} run(s); "
+    """Round 1 must fit in the budgets: they bound what the search adds, not the start grid (a
+    pending range test's grid counts its `GRID_POINTS` points)."""
+    planned = {g.name: GRID_POINTS if g.pending else len(g.runs) for g in groups}
+    total = len(first) + sum(planned[g.name] for g in groups if g.pending)
+    if suite.max_runs is not None and total > suite.max_runs:
+        raise SuiteError(f"max_runs: {suite.max_runs} is below round 1's {total} run(s); "
                          "raise it or shrink the start grids")
     for group in groups:
-        if group.spec.max_runs is not None and len(group.runs) > group.spec.max_runs:
+        if group.spec.max_runs is not None and planned[group.name] > group.spec.max_runs:
             raise SuiteError(f"{group.name}: search max_runs {group.spec.max_runs} is below its "
-                             f"start grid's {len(group.runs)} point(s)")
+                             f"start grid's {planned[group.name]} point(s)")
 

@@ -4,9 +4,10 @@ start grid for an lr search suggested from it.
 
 The loss is smoothed by an exponential moving average (bias-corrected, β = 0.98, as is usual for
 this test); the test stops early once the smoothed loss exceeds `diverge` times its minimum, or
-goes non-finite. The suggested start grid spans the two decades below the lr of the minimal
-smoothed loss (past it the loss climbs: too large), five points at half-decade spacing; an lr
-search then expands, refines and confirms from there.
+goes non-finite. The suggested start grid (`suite.starts.suggested_grid`) spans the two decades
+below the lr of the minimal smoothed loss (past it the loss climbs: too large), five points at
+half-decade spacing; an lr search then expands, refines and confirms from there (`start: auto`
+runs this test itself: `execute/starts.py`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from cnnbench.data import DeviceData, load_dataset, resolve_augment
+from cnnbench.data import DeviceData
+from cnnbench.errors import CnnbenchError
 from cnnbench.models import create_model
 from cnnbench.optim import create_optimizer
-from cnnbench.suite import DatasetConfig
+from cnnbench.suite.starts import SETTINGS, suggested_grid
 from cnnbench.train.trainer import loss_fn
 
 SMOOTHING = 0.98
-GRID_DECADES, GRID_POINTS = 2.0, 5
+
+
+class NoFiniteLoss(CnnbenchError):
+    """The loss was not finite at the first step: the test has no lr to suggest."""
 
 
 @dataclass(frozen=True)
@@ -40,24 +46,24 @@ class RangeTest:
     @property
     def start_grid(self) -> tuple[float, float, int]:
         """(low, high, points) of the suggested search start grid."""
-        high = float(f"{self.min_loss_lr:.3g}")
-        return float(f"{high / 10 ** GRID_DECADES:.3g}"), high, GRID_POINTS
+        return suggested_grid(self.min_loss_lr)
 
 
-def range_test(model: str, dataset: DatasetConfig, optimizer: str, *, device: torch.device,
-               lr_min: float = 1e-6, lr_max: float = 10.0, steps: int = 100,
-               batch_size: int = 128, seed: int = 0, diverge: float = 4.0,
-               data_dir: str | None = None) -> RangeTest:
-    """Train `model` for at most `steps` steps with the lr growing from `lr_min` to `lr_max`."""
+def range_test(model: str, data: DeviceData, optimizer: str, *,
+               model_kwargs: dict[str, Any] | None = None,
+               hparams: dict[str, Any] | None = None, lr_min: float = SETTINGS["lr_min"],
+               lr_max: float = SETTINGS["lr_max"], steps: int = int(SETTINGS["steps"]),
+               batch_size: int = 128, seed: int = 0,
+               diverge: float = SETTINGS["diverge"]) -> RangeTest:
+    """Train `model` (with `model_kwargs`) on `data`'s device by `optimizer` (with `hparams`,
+    but the lr) for at most `steps` steps, the lr growing from `lr_min` to `lr_max`. Seeded:
+    the same call on the same device gives the same curve."""
+    device = data.device
     torch.manual_seed(seed)
-    arrays = load_dataset(dataset, data_dir)
-    data = DeviceData(arrays, device, val_size=dataset.val_size, val_fraction=dataset.val_fraction,
-                      subset=dataset.subset, augment=resolve_augment(dataset.augment,
-                                                                     dataset.name))
     channels, size, _ = data.shape
     net = create_model(model, in_channels=channels, num_classes=data.num_classes,
-                       image_size=size).to(device)
-    opt = create_optimizer(optimizer, net.parameters(), lr=lr_min)
+                       image_size=size, **(model_kwargs or {})).to(device)
+    opt = create_optimizer(optimizer, net.parameters(), **{**(hparams or {}), "lr": lr_min})
     generator = torch.Generator(device=device).manual_seed(seed)
     growth = (lr_max / lr_min) ** (1 / max(1, steps - 1))
     lrs, losses, smoothed = [], [], []
@@ -89,6 +95,9 @@ def range_test(model: str, dataset: DatasetConfig, optimizer: str, *, device: to
         if smooth > diverge * best:
             stopped = True
             break
+    if not smoothed:
+        raise NoFiniteLoss(f"the loss was not finite at the first step (lr {lr_min:.3g}): "
+                           "no lr to suggest")
     lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
     return RangeTest(lrs, losses, smoothed, lrs[lowest], stopped)
 
