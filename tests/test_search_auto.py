@@ -157,9 +157,9 @@ class Broken(NanNet):
 
 def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_path,
                                                              monkeypatch):
-    (tmp_path / "bad_models.py").write_text(BAD_MODELS)
+    (tmp_path / "auto_bad_models.py").write_text(BAD_MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    path = _path(write_suite, matrix={"model": ["bad_models:NanNet"]})
+    path = _path(write_suite, matrix={"model": ["auto_bad_models:NanNet"]})
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -171,9 +171,9 @@ def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_pat
 
 def test_a_range_test_that_crashes_is_one_message_and_records_nothing(write_suite, tmp_path,
                                                                       monkeypatch):
-    (tmp_path / "bad_models.py").write_text(BAD_MODELS)
+    (tmp_path / "auto_bad_models.py").write_text(BAD_MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    path = _path(write_suite, matrix={"model": ["bad_models:Broken"]})
+    path = _path(write_suite, matrix={"model": ["auto_bad_models:Broken"]})
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "RuntimeError: shapes do not match" in result.output
