@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnnbench import analysis
 from cnnbench.errors import CnnbenchError
@@ -155,6 +157,26 @@ def test_time_to_target_from_the_suite_and_at_the_best_lr():
     assert got["steps_to_target"].iloc[0] == 10 and math.isnan(got["flops_to_target"].iloc[0])
     row = analysis.best_lr(frame, history_for(frame)).iloc[0]
     assert row["time_to_target_s"] == 1.0 and row["target_reached"] == 1
+
+
+def _nearest_step(history, run_id, seconds):
+    """The step of a run's trained history row nearest in time (first on ties), row by row."""
+    if math.isnan(seconds):
+        return math.nan
+    rows = history[(history["run_id"] == run_id) & (history["epoch"] >= 1)]
+    return math.nan if rows.empty else float(
+        rows.loc[(rows["elapsed_s"] - seconds).abs().idxmin(), "step"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([math.nan, 0.0, 0.5, 1.0, 1.5, 2.0, 7.0]), min_size=1,
+                max_size=6), st.integers(1, 3))
+def test_the_step_at_the_recorded_time_is_the_nearest_evaluation(seconds, epochs):
+    frame = runs(*(run(lr=0.1, seed=i, time_to_target_s=t) for i, t in enumerate(seconds)))
+    history = history_for(frame, epochs=epochs).sample(frac=1.0, random_state=0)  # any order
+    got = analysis.time_to_target(frame, history)["steps_to_target"].tolist()
+    want = [_nearest_step(history, r, t) for r, t in zip(frame["run_id"], seconds, strict=True)]
+    assert got == pytest.approx(want, nan_ok=True)
 
 
 def test_peak_bytes_prefers_cuda_then_rss_and_is_nan_when_absent():

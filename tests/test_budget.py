@@ -7,8 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnnbench import analysis
+from cnnbench.analysis import budget
 from tests.helpers.results import grid, runs
 
 SIMULATIONS = 100_000
@@ -28,6 +31,39 @@ def test_expected_max_matches_a_direct_simulation():
         assert s == pytest.approx(draws.std(), rel=0.02, abs=1e-3)
     assert mean[0] == pytest.approx(observed.mean())  # one trial: the mean run
     assert np.all(np.diff(mean) >= 0) and mean[-1] <= observed.max()
+
+
+def _reference_expected_max(values, ks):
+    """The formula of the module docstring, one k at a time."""
+    v = np.sort(np.asarray(values, float))
+    share = np.arange(len(v) + 1) / len(v)
+    mean = np.array([np.sum(v * np.diff(share**k)) for k in ks])
+    second = np.array([np.sum(v**2 * np.diff(share**k)) for k in ks])
+    return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
+
+
+scores = st.lists(st.floats(0.0, 1.0) | st.sampled_from([0.0, 0.5, 0.9]), min_size=1,
+                  max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores, st.lists(st.integers(1, 60), min_size=1, max_size=20))
+def test_expected_max_equals_the_formula_in_any_order_and_any_block_size(values, ks):
+    mean, std = analysis.expected_max(values, ks)
+    ref_mean, ref_std = _reference_expected_max(values, ks)
+    assert mean == pytest.approx(ref_mean, abs=1e-12)
+    assert std == pytest.approx(ref_std, abs=1e-6)
+    # the blocks only bound memory: one k per block gives the same bits
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(budget, "BLOCK_CELLS", 1)
+        small = analysis.expected_max(values, ks)
+    assert np.array_equal(small[0], mean) and np.array_equal(small[1], std)
+
+
+def test_expected_max_skips_an_infinite_value_whose_weight_underflows():
+    with np.errstate(invalid="ignore"):  # the std of an infinite mean
+        mean, _ = analysis.expected_max([-math.inf, 0.5, 0.7], [1, 2, 1000])
+    assert mean[0] == -math.inf and mean[2] == pytest.approx(0.7)  # (1/3) ** 1000 == 0
 
 
 def test_expected_best_of_a_loss_is_the_expected_minimum():

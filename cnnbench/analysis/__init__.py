@@ -10,19 +10,17 @@ from cnnbench.analysis.budget import (  # noqa: F401
     expected_best,
     expected_max,
 )
+from cnnbench.analysis.comparison import MATCH_KEYS, beyond_noise, compare  # noqa: F401
 from cnnbench.analysis.confidence import Confidence, conclusions, seed_notes  # noqa: F401
 from cnnbench.analysis.paired import paired_comparisons, scores_at_best  # noqa: F401
 from cnnbench.analysis.protocol import (  # noqa: F401
     AXES,
     BOOTSTRAP_RESAMPLES,
     DEFAULT_BY,
-    MATCH_KEYS,
     SELECTABLE,
     best_lr,
-    beyond_noise,
     bootstrap_ci,
     check_metric,
-    compare,
     group_keys,
     learning_curves,
     lower_is_better,

@@ -14,13 +14,13 @@ Protocol (documented in README "Reports"):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from cnnbench.analysis.significance import ALPHA, FACTOR, change, significant_diff
 from cnnbench.errors import CnnbenchError
 from cnnbench.results.schema import SUCCEEDED, Status
 
@@ -94,12 +94,6 @@ def run_scores(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
                          "test_score": test.fillna(worst)}, index=runs.index)
 
 
-def _status_counts(status: pd.Series) -> dict[str, int]:
-    return {"ok": int(status.eq(Status.OK).sum()),
-            "diverged": int(status.eq(Status.DIVERGED).sum()),
-            "failed": int((~status.isin(list(SUCCEEDED))).sum())}
-
-
 def _natural(column: pd.Series) -> pd.Series:
     """Sort key: batch sizes by value, `full` last; any other column as it is."""
     if column.name != "batch":
@@ -132,9 +126,16 @@ def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
 
 def pick_best(lrs: Sequence[float], scores: Sequence[float], *, lower: bool) -> float:
     """The lr with the best score; ties go to the smaller lr."""
-    frame = pd.DataFrame({"lr": lrs, "score": scores}).sort_values("lr", kind="stable")
-    best = frame["score"].min() if lower else frame["score"].max()
-    return float(frame.loc[frame["score"] == best, "lr"].iloc[0])
+    lrs, scores = _by_lr(lrs, scores)
+    best = np.nanmin(scores) if lower else np.nanmax(scores)
+    return float(lrs[scores == best][0])
+
+
+def _by_lr(lrs: Sequence[float], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float arrays, in lr order (numpy: best_lr calls this once per group)."""
+    lrs, scores = np.asarray(lrs, float), np.asarray(scores, float)
+    order = np.argsort(lrs, kind="stable")
+    return lrs[order], scores[order]
 
 
 def lr_sensitivity(lrs: Sequence[float], scores: Sequence[float], *, tolerance: float,
@@ -144,9 +145,8 @@ def lr_sensitivity(lrs: Sequence[float], scores: Sequence[float], *, tolerance: 
     Each grid point owns the stretch of log10(lr) nearer to it than to its neighbours (the ends
     own half a spacing), so on a log-uniform grid of n points an inner point owns 1/(n-1) of the
     span. A one-point grid has no span: (0, NaN)."""
-    frame = pd.DataFrame({"lr": lrs, "score": scores}).sort_values("lr")
-    logs = np.log10(frame["lr"].to_numpy(float))
-    score = frame["score"].to_numpy(float)
+    lrs, score = _by_lr(lrs, scores)
+    logs = np.log10(lrs)
     best = score.min() if lower else score.max()
     good = score <= best + tolerance if lower else score >= best - tolerance
     span = logs[-1] - logs[0]
@@ -164,12 +164,20 @@ def bootstrap_ci(values: Sequence[float], *, level: float = 0.95,
     values = np.asarray(values, float)
     if len(values) < 3:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    means = values[_resampled_seeds(len(values), resamples, seed)].mean(axis=1)
     tail = (1 - level) / 2
     # inverted_cdf never interpolates, so an infinite (failed) value cannot turn into NaN
     lo, hi = np.quantile(means, [tail, 1 - tail], method="inverted_cdf")
     return float(lo), float(hi)
+
+
+@functools.lru_cache(maxsize=8)
+def _resampled_seeds(n: int, resamples: int, seed: int) -> np.ndarray:
+    """The bootstrap's (resamples × n) draws of positions: the same for every group with n
+    seeds, so drawn once (drawing was a third of each CI's time); read-only."""
+    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    draws.flags.writeable = False
+    return draws
 
 
 def time_to_target(runs: pd.DataFrame, history: pd.DataFrame | None = None,
@@ -194,20 +202,25 @@ def time_to_target(runs: pd.DataFrame, history: pd.DataFrame | None = None,
     elif "time_to_target_s" in runs:
         out["time_to_target_s"] = numeric(runs, "time_to_target_s")
         if history is not None and not history.empty:
-            out["steps_to_target"] = [_step_at(history, rid, t) for rid, t in
-                                      zip(runs["run_id"], out["time_to_target_s"],
-                                          strict=True)]
+            out["steps_to_target"] = _steps_at(history, runs["run_id"],
+                                               out["time_to_target_s"])
     out["flops_to_target"] = out["steps_to_target"] * numeric(runs, "train_flops_per_step")
     return out
 
 
-def _step_at(history: pd.DataFrame, run_id: str, seconds: float) -> float:
-    if math.isnan(seconds):
-        return math.nan
-    rows = history[(history["run_id"] == run_id) & (history["epoch"] >= 1)]
-    if rows.empty:
-        return math.nan
-    return float(rows.loc[(rows["elapsed_s"] - seconds).abs().idxmin(), "step"])
+def _steps_at(history: pd.DataFrame, run_ids: pd.Series, seconds: pd.Series) -> np.ndarray:
+    """Per run, the step of its trained history row nearest in time to `seconds` (the first
+    such row on ties); NaN where `seconds` is NaN or the run has no such row. One merge: a
+    history scan per run took minutes at 50,000 runs."""
+    wanted = pd.DataFrame({"run_id": run_ids.to_numpy(), "seconds": seconds.to_numpy(float),
+                           "at": np.arange(len(run_ids))}).dropna(subset=["seconds"])
+    trained = history.loc[history["epoch"] >= 1, ["run_id", "elapsed_s", "step"]]
+    near = wanted.merge(trained.assign(row=np.arange(len(trained))), on="run_id")
+    near["gap"] = (near["elapsed_s"] - near["seconds"]).abs()
+    first = near.dropna(subset=["gap"]).sort_values(["at", "gap", "row"]).drop_duplicates("at")
+    steps = np.full(len(run_ids), math.nan)
+    steps[first["at"].to_numpy()] = first["step"].to_numpy(float)
+    return steps
 
 
 def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
@@ -239,15 +252,27 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
         return empty
     lower = lower_is_better(metric)
     reaching = time_to_target(runs, history, target)
-    data = runs.drop(columns=reaching.columns, errors="ignore").join(reaching).join(
+    status = runs["status"]
+    # only the columns read below: slicing all of a wide `runs` per group cost most of the time
+    data = runs[[*keys, "lr", "s_per_epoch", "train_s"]].join(reaching).join(
         run_scores(runs, history, metric=metric, at=at)).assign(peak_bytes=peak_bytes(runs))
+    whole = pd.DataFrame({"ok": status.eq(Status.OK), "diverged": status.eq(Status.DIVERGED),
+                          "failed": ~status.isin(list(SUCCEEDED)),
+                          "rounds": numeric(runs, "round")}, index=runs.index)
+    counts = whole.groupby([runs[k] for k in keys], sort=True).agg(
+        runs=("ok", "size"), ok=("ok", "sum"), diverged=("diverged", "sum"),
+        failed=("failed", "sum"), rounds=("rounds", "max"))
+    # an lr search's rounds (suite/search.py); a fixed grid is one round
+    counts["rounds"] = counts["rounds"].fillna(1).astype(int)
     curve = lr_curve(runs, history, metric=metric, at=at, by=by)
+    grids = {key: (g["lr"].to_numpy(float), g["score"].to_numpy(float))
+             for key, g in curve.groupby(keys, sort=False)}
     rows = []
-    for key, group in data.groupby(keys, sort=True):
-        lrs = curve.merge(pd.DataFrame([dict(zip(keys, key, strict=True))]), on=keys)
-        best = pick_best(lrs["lr"], lrs["score"], lower=lower)
-        decades, share = lr_sensitivity(lrs["lr"], lrs["score"], tolerance=tolerance,
-                                        lower=lower)
+    for (key, group), whole_group in zip(data.groupby(keys, sort=True),
+                                         counts.to_dict("records"), strict=True):
+        lrs, scores = grids[key]
+        best = pick_best(lrs, scores, lower=lower)
+        decades, share = lr_sensitivity(lrs, scores, tolerance=tolerance, lower=lower)
         at_best = group[group["lr"] == best]
         test = at_best["test_score"]
         ci_lo, ci_hi = bootstrap_ci(test.to_numpy())
@@ -257,17 +282,13 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
             "score": at_best["score"].mean(), "test_mean": test.mean(),
             "test_std": test.std(ddof=1) if len(test) > 1 else math.nan,
             "test_ci_lo": ci_lo, "test_ci_hi": ci_hi, "seeds": len(at_best),
-            "grid_points": len(lrs), "lr_min": lrs["lr"].min(), "lr_max": lrs["lr"].max(),
-            "on_edge": len(lrs) > 1 and best in (lrs["lr"].min(), lrs["lr"].max()),
+            "grid_points": len(lrs), "lr_min": lrs.min(), "lr_max": lrs.max(),
+            "on_edge": len(lrs) > 1 and best in (lrs.min(), lrs.max()),
             "sensitivity_decades": decades, "sensitivity_share": share,
             "s_per_epoch": at_best["s_per_epoch"].mean(), "train_s": at_best["train_s"].mean(),
             "time_to_target_s": reached.mean(), "target_reached": len(reached),
             "flops_to_target": at_best["flops_to_target"].dropna().mean(),
-            "peak_bytes": at_best["peak_bytes"].max(),
-            "runs": len(group), **_status_counts(group["status"]),
-            "rounds": int(numeric(group, "round").max()) if numeric(group, "round").notna().any()
-            else 1,  # an lr search's rounds (suite/search.py); a fixed grid is one round
-        })
+            "peak_bytes": at_best["peak_bytes"].max(), **whole_group})
     tmetric = test_metric(metric)
     best = natural_order(pd.DataFrame(rows), keys).rename(columns={
         "score": metric, "test_mean": f"{tmetric}_mean", "test_std": f"{tmetric}_std"})
@@ -342,57 +363,3 @@ def learning_curves(runs: pd.DataFrame, history: pd.DataFrame, best: pd.DataFram
                            "test_loss", "test_acc") if c in merged]
     curves = merged.groupby([*keys, "lr", "epoch"], sort=True)[metrics].mean().reset_index()
     return natural_order(curves, [*keys, "lr", "epoch"])
-
-
-def beyond_noise(a: Sequence[float], b: Sequence[float], *, alpha: float = ALPHA
-                 ) -> bool | None:
-    """Whether mean(b) differs from mean(a) by Welch's t-test (scipy, with its degrees of
-    freedom) at `alpha`; None when either side has fewer than 2 values, so the seed noise is
-    unknown."""
-    return significant_diff(a, b, alpha=alpha)[0]
-
-
-MATCH_KEYS = ("model", "model_kwargs", "optimizer", "lr", "batch", "dataset")
-
-
-def compare(runs_a: pd.DataFrame, runs_b: pd.DataFrame, *, metric: str = "test_acc",
-            factor: float = FACTOR, alpha: float = ALPHA) -> pd.DataFrame:
-    """Two result sets on their common runs, one row per (model, optimizer, lr, …) over seeds:
-    time and memory ratios (B / A), the metric's difference (B − A), and whether each changed.
-    A time changed only when beyond `factor` *and* significant (asv's rule, Welch on log
-    seconds); the metric when significant (Welch); `*_why` says which held. Runs match on
-    run_id, else on model/optimizer/lr/seed (+batch, dataset)."""
-    keys = [k for k in MATCH_KEYS if k in runs_a and k in runs_b]
-    runs_a = runs_a.assign(peak_bytes=peak_bytes(runs_a))
-    runs_b = runs_b.assign(peak_bytes=peak_bytes(runs_b))
-    pairs = runs_a.merge(runs_b, on="run_id", suffixes=("_a", "_b"))
-    rest_a = runs_a[~runs_a["run_id"].isin(pairs["run_id"])]
-    rest_b = runs_b[~runs_b["run_id"].isin(pairs["run_id"])]
-    by_config = rest_a.merge(rest_b, on=[*keys, "seed"], suffixes=("_a", "_b"))
-    for k in (*keys, "seed"):
-        pairs[k] = pairs[f"{k}_a"]
-    pairs = pd.concat([pairs, by_config], ignore_index=True)
-    if pairs.empty:
-        return pd.DataFrame(columns=[*keys, "seeds"])
-    rows = []
-    for key, group in pairs.groupby(keys, sort=True, dropna=False):
-        row = dict(zip(keys, key, strict=True))
-        sa, sb = group["s_per_epoch_a"].astype(float), group["s_per_epoch_b"].astype(float)
-        ma, mb = group[f"{metric}_a"].astype(float), group[f"{metric}_b"].astype(float)
-        ok = group["status_a"].eq("ok") & group["status_b"].eq("ok")
-        time_flag, time_why = change(sa[ok], sb[ok], factor=factor, alpha=alpha)
-        metric_flag, metric_why = significant_diff(ma[ok], mb[ok], alpha=alpha)
-        row.update({
-            "seeds": len(group), "both_ok": int(ok.sum()),
-            "s_per_epoch_a": sa.mean(), "s_per_epoch_b": sb.mean(),
-            "time_ratio": sb.mean() / sa.mean(),
-            "time_flag": time_flag, "time_why": time_why,
-            "peak_bytes_a": group["peak_bytes_a"].mean(),
-            "peak_bytes_b": group["peak_bytes_b"].mean(),
-            "memory_ratio": group["peak_bytes_b"].mean() / group["peak_bytes_a"].mean(),
-            f"{metric}_a": ma[ok].mean(), f"{metric}_b": mb[ok].mean(),
-            f"{metric}_diff": mb[ok].mean() - ma[ok].mean(),
-            f"{metric}_flag": metric_flag, f"{metric}_why": metric_why,
-        })
-        rows.append(row)
-    return pd.DataFrame(rows)
