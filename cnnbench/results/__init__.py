@@ -1,2 +1,3 @@
-"""Results on disk: the run-row schema and statuses, the store (one atomic file per run) and
-where a suite stands (done / failed / interrupted / pending)."""
+"""Results on disk: the run-row schema and its column types (schema, tables), the folder's files
+(files), the store (each writer's parts, written atomically), reading any version (loading, v1),
+compaction, upgrade, and where a suite stands (done / failed / interrupted / pending)."""
