@@ -53,6 +53,7 @@ class _Part:
     name: str
     pid: int = field(default_factory=os.getpid)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    table: pa.Table | None = None  # the records as the runs file holds them
     history: dict[str, pa.Table] = field(default_factory=dict)
     grad_norms: dict[str, pa.Table] = field(default_factory=dict)
     committed: tuple[int, int, int] | None = None  # the runs file as this part last wrote it
@@ -66,6 +67,7 @@ class _Part:
     def commit(self, record: dict[str, Any], history: pa.Table | None,
                grad_norms: pa.Table | None, what: str) -> Path:
         run_id = record["run_id"]
+        self.table = self._runs_with(record, replacing=run_id in self.records)
         self.records[run_id] = record
         for rows, table in ((self.history, history), (self.grad_norms, grad_norms)):
             rows.pop(run_id, None)
@@ -75,11 +77,26 @@ class _Part:
         for table, rows in (("history", self.history), ("grad_norms", self.grad_norms)):
             if run_id in rows:
                 target = self.root / table / self.name
-                write_parquet(pa.concat_tables(rows.values()), target, f"{what} to {target}")
+                write_parquet(pa.concat_tables(rows.values()).combine_chunks(), target,
+                              f"{what} to {target}")
         target = self.root / "runs" / self.name
-        write_parquet(runs_table(list(self.records.values())), target, f"{what} to {target}")
+        write_parquet(self.table, target, f"{what} to {target}")
         self.committed = file_identity(target)
         return target
+
+    def _runs_with(self, record: dict[str, Any], *, replacing: bool) -> pa.Table:
+        """The part's `runs` table with `record` added: appended as one typed row (re-typing
+        every record on each run costs milliseconds), or all retyped when it replaces a row or
+        a column's type differs from the rows before (a tool's records)."""
+        if self.table is not None and not replacing:
+            try:
+                # one chunk per column: one-row chunks cost the parquet writer per chunk
+                return pa.concat_tables([self.table, runs_table([record])],
+                                        promote_options="permissive").combine_chunks()
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                pass
+        return runs_table([*(r for k, r in self.records.items() if k != record["run_id"]),
+                           record])
 
 
 class ResultStore:
