@@ -19,20 +19,19 @@ import math
 
 import pandas as pd
 
-from cnnbench.analysis.protocol import lower_is_better, problems, run_scores
+from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs
 from cnnbench.analysis.significance import ALPHA, holm, paired_test, welch
 
 PAIRED_COLUMNS = ("best", "other", "best_lr", "other_lr", "seeds", "pairing", "test", "diff",
                   "ci_lo", "ci_hi", "p", "p_holm", "verdict")
 
 
-def scores_at_best(runs: pd.DataFrame, history: pd.DataFrame | None,
-                   best: pd.DataFrame) -> pd.DataFrame:
+def scores_at_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
+                   scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """The runs at their group's best lr, with `score` (selection) and `test_score` (test
     metric; failed runs at the worst value) columns."""
     keys = best.attrs["keys"]
-    scored = runs.join(run_scores(runs, history, metric=best.attrs["metric"],
-                                  at=best.attrs["at"]))
+    scored = scored_runs(runs, history, best, scores)
     chosen = scored.merge(best[[*keys, "best_lr"]], on=keys)
     return chosen[chosen["lr"] == chosen["best_lr"]].reset_index(drop=True)
 
@@ -62,7 +61,8 @@ def _verdict(result_p: float, diff: float, *, lower: bool, alpha: float) -> str:
 
 
 def paired_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
-                       *, test: str = "t", alpha: float = ALPHA) -> pd.DataFrame:
+                       *, test: str = "t", alpha: float = ALPHA,
+                       scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (problem, other optimizer): the problem's best optimizer (by the selection
     metric, as in `best`, the `best_lr` table) against it, on the test metric per seed. Columns:
     the problem keys, then PAIRED_COLUMNS; `pairing` is `paired` or `unpaired` (no seed in
@@ -70,7 +70,7 @@ def paired_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, best: p
     metric = best.attrs["metric"]
     keys = problems(best)
     lower = lower_is_better(metric)
-    at_best = scores_at_best(runs, history, best)
+    at_best = scores_at_best(runs, history, best, scores)
     rows = []
     for problem, rows_best in problem_groups(best, keys):
         if len(rows_best) < 2:

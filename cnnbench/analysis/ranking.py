@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from cnnbench.analysis.paired import problem_groups
-from cnnbench.analysis.protocol import lower_is_better, problems, run_scores, worst_value
+from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs, worst_value
 
 RESAMPLES = 2_000
 RANKING_COLUMNS = ("optimizer", "p_best", "bootstrap_rank", "seeds")
@@ -51,14 +51,15 @@ def _selected_test(val: np.ndarray, test: np.ndarray, *, lower: bool) -> np.ndar
 
 
 def p_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame, *,
-           resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+           resamples: int = RESAMPLES, seed: int = 0,
+           scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (problem, optimizer): `p_best` (the share of bootstrap replicates it wins),
     `bootstrap_rank` (its mean rank over replicates, 1 = best) and the problem's seed count.
     Seeded, so deterministic."""
     metric = best.attrs["metric"]
     lower = lower_is_better(metric)
     worst = worst_value(metric)
-    scored = runs.join(run_scores(runs, history, metric=metric, at=best.attrs["at"]))
+    scored = scored_runs(runs, history, best, scores)
     rng = np.random.default_rng(seed)
     rows = []
     for problem, part in problem_groups(scored, problems(best)):

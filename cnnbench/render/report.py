@@ -41,13 +41,16 @@ class Report:
                  target: tuple[str, float] | None = None) -> None:
         self.metric, self.at, self.tolerance = metric, at, tolerance
         self.test = analysis.test_metric(metric)
+        # once: with at="best" it sorts the whole history
+        scores = analysis.run_scores(runs, history, metric=metric, at=at)
         self.best = analysis.best_lr(runs, history, metric=metric, at=at, by=by,
-                                     tolerance=tolerance, target=target)
+                                     tolerance=tolerance, target=target, scores=scores)
         self.keys: list[str] = self.best.attrs["keys"]
-        self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by)
+        self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by,
+                                       scores=scores)
         self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
         self.ranks = analysis.mean_rank(self.costs)
-        self.confidence = analysis.conclusions(runs, history, self.best)
+        self.confidence = analysis.conclusions(runs, history, self.best, scores=scores)
 
     @property
     def problem_keys(self) -> list[str]:
