@@ -174,8 +174,9 @@ def print_confidence(report: Report, console: Console) -> None:
         console.print(table)
         console.print(protocol, highlight=False, style="dim")
         if title.startswith("expected best"):
-            for line in crossing_lines(report) or ["the expected-best curves do not cross"]:
-                console.print(line, highlight=False)
+            # one print: a print per line took 0.05 s at 430 crossings
+            console.print("\n".join(crossing_lines(report))
+                          or "the expected-best curves do not cross", highlight=False)
     for note in report.confidence.notes:
         console.print(f"[yellow]note[/]: {note}", highlight=False)
 
