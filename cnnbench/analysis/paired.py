@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs
@@ -70,26 +71,33 @@ def paired_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, best: p
     metric = best.attrs["metric"]
     keys = problems(best)
     lower = lower_is_better(metric)
-    at_best = scores_at_best(runs, history, best, scores)
+    # every problem's mean test score per (optimizer, seed) in one groupby: a merge and a
+    # groupby per problem took 0.1 s at 10 problems
+    means = scores_at_best(runs, history, best, scores).groupby(
+        [*keys, "optimizer", "seed"], sort=True)["test_score"].mean()
+    per_seed: dict[tuple, dict[str, dict]] = {}  # problem → optimizer → seed → mean
+    for (*problem, optimizer, seed), mean in means.items():
+        per_seed.setdefault(tuple(problem), {}).setdefault(optimizer, {})[seed] = mean
     rows = []
     for problem, rows_best in problem_groups(best, keys):
         if len(rows_best) < 2:
             continue
         top = _winner(rows_best, metric)
-        part = at_best.merge(pd.DataFrame([problem]), on=keys) if keys else at_best
-        per_seed = {opt: g.groupby("seed")["test_score"].mean() for opt, g in
-                    part.groupby("optimizer", sort=True)}
+        seeds_of = per_seed.get(tuple(problem.values()), {})
         lr_of = dict(zip(rows_best["optimizer"], rows_best["best_lr"], strict=True))
         found = []
-        for other in sorted(per_seed):
+        for other in sorted(seeds_of):
             if other == top:
                 continue
-            a, b = per_seed[top], per_seed[other]
-            common = sorted(set(a.index) & set(b.index))
+            a, b = seeds_of[top], seeds_of[other]
+            common = sorted(set(a) & set(b))
             if common:
-                result, pairing = paired_test(a[common], b[common], test=test), "paired"
+                result = paired_test([a[s] for s in common], [b[s] for s in common], test=test)
+                pairing = "paired"
             else:  # welch(b, a) is mean(a) − mean(b): the same sign as the paired difference
-                result, pairing = welch(b.to_numpy(), a.to_numpy()), "unpaired"
+                result = welch(np.array(list(b.values()), float),
+                               np.array(list(a.values()), float))
+                pairing = "unpaired"
             found.append({**problem, "best": top, "other": other, "best_lr": lr_of[top],
                           "other_lr": lr_of[other], "seeds": result.n, "pairing": pairing,
                           "test": result.test, "diff": result.diff, "ci_lo": result.ci_lo,
