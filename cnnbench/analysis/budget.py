@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench.analysis.paired import problem_groups
-from cnnbench.analysis.protocol import lower_is_better, problems, run_scores
+from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs
 
 CURVE_COLUMNS = ("optimizer", "k", "trials", "expected", "std")
 BLOCK_CELLS = 1 << 20  # expected_max's working set: (k × N) floats per block, 8 MB
@@ -73,14 +73,14 @@ def expected_best(values: Sequence[float], ks: Sequence[int], *, lower: bool
     return -mean, std
 
 
-def budget_curves(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame
-                  ) -> pd.DataFrame:
+def budget_curves(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame, *,
+                  scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (problem, optimizer, k): the expected best selection score after k trials,
     its std, and the number of trials run. `best` (a `best_lr` table) gives the groups, metric
     and epoch."""
     metric, keys = best.attrs["metric"], best.attrs["keys"]
     lower = lower_is_better(metric)
-    scored = runs.join(run_scores(runs, history, metric=metric, at=best.attrs["at"]))
+    scored = scored_runs(runs, history, best, scores)
     columns = [*problems(best), *CURVE_COLUMNS]
     built: dict[str, list] = {c: [] for c in columns}  # column by column: 50,000 dicts took 0.1 s
     for problem, part in problem_groups(scored, problems(best)):

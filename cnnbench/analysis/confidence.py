@@ -51,15 +51,17 @@ def _pairing_notes(paired: pd.DataFrame, keys: list[str]) -> list[str]:
 
 
 def conclusions(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame, *,
-               test: str = "t", alpha: float = ALPHA) -> Confidence:
-    """Every confidence table of a report, from the runs and their `best_lr` table."""
+               test: str = "t", alpha: float = ALPHA,
+               scores: pd.DataFrame | None = None) -> Confidence:
+    """Every confidence table of a report, from the runs and their `best_lr` table (`scores`:
+    the runs' `run_scores` by its metric and epoch, where the caller has them)."""
     if best.empty:
         return Confidence(*(pd.DataFrame() for _ in range(4)), alpha=alpha)
     keys = problems(best)
-    paired = paired_comparisons(runs, history, best, test=test, alpha=alpha)
-    curves = budget_curves(runs, history, best)
+    paired = paired_comparisons(runs, history, best, test=test, alpha=alpha, scores=scores)
+    curves = budget_curves(runs, history, best, scores=scores)
     return Confidence(
         paired=paired, budget=curves,
         crossings=crossings(curves, keys, lower=lower_is_better(best.attrs["metric"])),
-        p_best=p_best(runs, history, best),
+        p_best=p_best(runs, history, best, scores=scores),
         notes=[*seed_notes(best), *_pairing_notes(paired, keys)], alpha=alpha)

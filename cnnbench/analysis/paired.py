@@ -17,22 +17,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
-from cnnbench.analysis.protocol import lower_is_better, problems, run_scores
+from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs
 from cnnbench.analysis.significance import ALPHA, holm, paired_test, welch
 
 PAIRED_COLUMNS = ("best", "other", "best_lr", "other_lr", "seeds", "pairing", "test", "diff",
                   "ci_lo", "ci_hi", "p", "p_holm", "verdict")
 
 
-def scores_at_best(runs: pd.DataFrame, history: pd.DataFrame | None,
-                   best: pd.DataFrame) -> pd.DataFrame:
+def scores_at_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
+                   scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """The runs at their group's best lr, with `score` (selection) and `test_score` (test
     metric; failed runs at the worst value) columns."""
     keys = best.attrs["keys"]
-    scored = runs.join(run_scores(runs, history, metric=best.attrs["metric"],
-                                  at=best.attrs["at"]))
+    scored = scored_runs(runs, history, best, scores)
     chosen = scored.merge(best[[*keys, "best_lr"]], on=keys)
     return chosen[chosen["lr"] == chosen["best_lr"]].reset_index(drop=True)
 
@@ -62,7 +62,8 @@ def _verdict(result_p: float, diff: float, *, lower: bool, alpha: float) -> str:
 
 
 def paired_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
-                       *, test: str = "t", alpha: float = ALPHA) -> pd.DataFrame:
+                       *, test: str = "t", alpha: float = ALPHA,
+                       scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (problem, other optimizer): the problem's best optimizer (by the selection
     metric, as in `best`, the `best_lr` table) against it, on the test metric per seed. Columns:
     the problem keys, then PAIRED_COLUMNS; `pairing` is `paired` or `unpaired` (no seed in
@@ -70,26 +71,33 @@ def paired_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, best: p
     metric = best.attrs["metric"]
     keys = problems(best)
     lower = lower_is_better(metric)
-    at_best = scores_at_best(runs, history, best)
+    # every problem's mean test score per (optimizer, seed) in one groupby: a merge and a
+    # groupby per problem took 0.1 s at 10 problems
+    means = scores_at_best(runs, history, best, scores).groupby(
+        [*keys, "optimizer", "seed"], sort=True)["test_score"].mean()
+    per_seed: dict[tuple, dict[str, dict]] = {}  # problem → optimizer → seed → mean
+    for (*problem, optimizer, seed), mean in means.items():
+        per_seed.setdefault(tuple(problem), {}).setdefault(optimizer, {})[seed] = mean
     rows = []
     for problem, rows_best in problem_groups(best, keys):
         if len(rows_best) < 2:
             continue
         top = _winner(rows_best, metric)
-        part = at_best.merge(pd.DataFrame([problem]), on=keys) if keys else at_best
-        per_seed = {opt: g.groupby("seed")["test_score"].mean() for opt, g in
-                    part.groupby("optimizer", sort=True)}
+        seeds_of = per_seed.get(tuple(problem.values()), {})
         lr_of = dict(zip(rows_best["optimizer"], rows_best["best_lr"], strict=True))
         found = []
-        for other in sorted(per_seed):
+        for other in sorted(seeds_of):
             if other == top:
                 continue
-            a, b = per_seed[top], per_seed[other]
-            common = sorted(set(a.index) & set(b.index))
+            a, b = seeds_of[top], seeds_of[other]
+            common = sorted(set(a) & set(b))
             if common:
-                result, pairing = paired_test(a[common], b[common], test=test), "paired"
+                result = paired_test([a[s] for s in common], [b[s] for s in common], test=test)
+                pairing = "paired"
             else:  # welch(b, a) is mean(a) − mean(b): the same sign as the paired difference
-                result, pairing = welch(b.to_numpy(), a.to_numpy()), "unpaired"
+                result = welch(np.array(list(b.values()), float),
+                               np.array(list(a.values()), float))
+                pairing = "unpaired"
             found.append({**problem, "best": top, "other": other, "best_lr": lr_of[top],
                           "other_lr": lr_of[other], "seeds": result.n, "pairing": pairing,
                           "test": result.test, "diff": result.diff, "ci_lo": result.ci_lo,

@@ -108,12 +108,15 @@ def natural_order(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
              metric: str = "val_acc", at: str = "final",
-             by: Sequence[str] = DEFAULT_BY) -> pd.DataFrame:
+             by: Sequence[str] = DEFAULT_BY, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (group, lr): `score` (mean over seeds, failed runs at the worst value) and the
-    spread of the finished runs (`mean`, `std`, `min`, `max`), with status counts."""
+    spread of the finished runs (`mean`, `std`, `min`, `max`), with status counts. `scores`:
+    `run_scores` of the same arguments, where the caller has it."""
     keys = group_keys(runs, by)
     status = runs["status"]
-    data = runs[[*keys, "lr"]].join(run_scores(runs, history, metric=metric, at=at)).assign(
+    if scores is None:
+        scores = run_scores(runs, history, metric=metric, at=at)
+    data = runs[[*keys, "lr"]].join(scores).assign(
         ok=status.eq("ok"), diverged=status.eq("diverged"),
         failed=~status.isin(["ok", "diverged"]))
     # one vectorised pass: a Python loop over (group, lr) took seconds at 50,000 runs
@@ -237,10 +240,13 @@ def peak_bytes(runs: pd.DataFrame) -> pd.Series:
 
 def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
             metric: str = "val_acc", at: str = "final", by: Sequence[str] = DEFAULT_BY,
-            tolerance: float = 0.01, target: tuple[str, float] | None = None) -> pd.DataFrame:
+            tolerance: float = 0.01, target: tuple[str, float] | None = None,
+            scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per group: its best lr and, at that lr, the selection metric, the test metric
     (mean, std, 95% CI), LR sensitivity, seconds per epoch, time/FLOPs to target, peak memory,
-    and status counts over the whole group. `on_edge` flags a best lr at an end of its grid."""
+    and status counts over the whole group. `on_edge` flags a best lr at an end of its grid.
+    `scores`: `run_scores(runs, history, metric=metric, at=at)`, where the caller has it (with
+    `at="best"` it sorts the whole history; a report computes it once)."""
     check_metric(metric, at)
     if not tolerance > 0:  # also catches NaN
         raise CnnbenchError(f"--tolerance must be > 0 (in {metric} units, e.g. 0.01), "
@@ -254,8 +260,10 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
     reaching = time_to_target(runs, history, target)
     status = runs["status"]
     # only the columns read below: slicing all of a wide `runs` per group cost most of the time
+    if scores is None:
+        scores = run_scores(runs, history, metric=metric, at=at)
     data = runs[[*keys, "lr", "s_per_epoch", "train_s"]].join(reaching).join(
-        run_scores(runs, history, metric=metric, at=at)).assign(peak_bytes=peak_bytes(runs))
+        scores).assign(peak_bytes=peak_bytes(runs))
     whole = pd.DataFrame({"ok": status.eq(Status.OK), "diverged": status.eq(Status.DIVERGED),
                           "failed": ~status.isin(list(SUCCEEDED)),
                           "rounds": numeric(runs, "round")}, index=runs.index)
@@ -264,7 +272,7 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
         failed=("failed", "sum"), rounds=("rounds", "max"))
     # an lr search's rounds (suite/search.py); a fixed grid is one round
     counts["rounds"] = counts["rounds"].fillna(1).astype(int)
-    curve = lr_curve(runs, history, metric=metric, at=at, by=by)
+    curve = lr_curve(runs, history, metric=metric, at=at, by=by, scores=scores)
     grids = {key: (g["lr"].to_numpy(float), g["score"].to_numpy(float))
              for key, g in curve.groupby(keys, sort=False)}
     rows = []
@@ -294,6 +302,15 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
         "score": metric, "test_mean": f"{tmetric}_mean", "test_std": f"{tmetric}_std"})
     best.attrs.update(keys=keys, metric=metric, at=at, tolerance=tolerance)
     return best
+
+
+def scored_runs(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
+                scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`runs` with their `run_scores` columns, by the metric and epoch of `best` (a `best_lr`
+    table); `scores` are those columns where the caller has them."""
+    if scores is None:
+        scores = run_scores(runs, history, metric=best.attrs["metric"], at=best.attrs["at"])
+    return runs.join(scores)
 
 
 def problems(best: pd.DataFrame) -> list[str]:

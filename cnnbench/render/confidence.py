@@ -101,13 +101,24 @@ def budget_table(report: Report) -> tuple[str, list[str], list[list[str]]]:
     top = int(curves["trials"].max()) if not curves.empty else 0
     ks = [k for k in BUDGET_KS if k < top] + ([top] if top else [])
     header = [*report.problem_keys, "optimizer", "trials", *(f"k={k}" for k in ks)]
+    keys = [*report.problem_keys, "optimizer"]
+    # one pass over the rows shown (and each curve's first), not pandas calls per curve (0.06 s
+    # at 100 curves)
+    shown = curves[curves["k"].isin(ks) | ~curves.duplicated(keys)] if top else pd.DataFrame(
+        columns=[*keys, "trials", "k", "expected"])
+    group = shown.groupby(keys, sort=True).ngroup().tolist()
+    column = {c: shown[c].tolist() for c in (*keys, "trials", "k", "expected")}
+    firsts: dict[int, int] = {}  # a curve's first row, for its names and trials
+    expected: dict[int, dict] = {}
+    for i, g in enumerate(group):
+        if g >= 0:  # -1: a missing key, which groupby leaves out
+            firsts.setdefault(g, i)
+            expected.setdefault(g, {})[column["k"][i]] = column["expected"][i]
     rows = []
-    for _, group in curves.groupby([*report.problem_keys, "optimizer"], sort=True):
-        first = group.iloc[0].to_dict()
-        at = group.set_index("k")["expected"]
+    for g in sorted(firsts):
+        first, at = {c: column[c][firsts[g]] for c in column}, expected[g]
         rows.append([*_problem(report, first), str(first["optimizer"]), str(first["trials"]),
-                     *(fmt_metric(at[k], report.metric) if k in at.index else DASH
-                       for k in ks)])
+                     *(fmt_metric(at[k], report.metric) if k in at else DASH for k in ks)])
     title = (f"expected best {metric_header(report.metric)} after k trials (Dodge et al. 2019: "
              "k runs drawn at random from each optimizer's lr × seed runs)")
     return title, header, rows
@@ -163,8 +174,9 @@ def print_confidence(report: Report, console: Console) -> None:
         console.print(table)
         console.print(protocol, highlight=False, style="dim")
         if title.startswith("expected best"):
-            for line in crossing_lines(report) or ["the expected-best curves do not cross"]:
-                console.print(line, highlight=False)
+            # one print: a print per line took 0.05 s at 430 crossings
+            console.print("\n".join(crossing_lines(report))
+                          or "the expected-best curves do not cross", highlight=False)
     for note in report.confidence.notes:
         console.print(f"[yellow]note[/]: {note}", highlight=False)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -26,11 +25,10 @@ from cnnbench.render.numbers import (
     metric_header,
     missing,
 )
+from cnnbench.render.sparkline import BEST_MARK, FAILED_MARK, sparklines
 from cnnbench.render.text import markdown_table, records
 
 FORMATS = ("table", "markdown", "csv", "json")
-BARS = "▁▂▃▄▅▆▇█"
-BEST_MARK, FAILED_MARK = "●", "×"
 
 
 # ── the protocol's tables ───────────────────────────────────────────────────────────────────
@@ -43,13 +41,16 @@ class Report:
                  target: tuple[str, float] | None = None) -> None:
         self.metric, self.at, self.tolerance = metric, at, tolerance
         self.test = analysis.test_metric(metric)
+        # once: with at="best" it sorts the whole history
+        scores = analysis.run_scores(runs, history, metric=metric, at=at)
         self.best = analysis.best_lr(runs, history, metric=metric, at=at, by=by,
-                                     tolerance=tolerance, target=target)
+                                     tolerance=tolerance, target=target, scores=scores)
         self.keys: list[str] = self.best.attrs["keys"]
-        self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by)
+        self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by,
+                                       scores=scores)
         self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
         self.ranks = analysis.mean_rank(self.costs)
-        self.confidence = analysis.conclusions(runs, history, self.best)
+        self.confidence = analysis.conclusions(runs, history, self.best, scores=scores)
 
     @property
     def problem_keys(self) -> list[str]:
@@ -138,38 +139,8 @@ class Report:
         return f"lr {grid[0]:.3g} … {grid[-1]:.3g}, {len(grid)} points"
 
     def sparklines(self) -> dict[tuple[str, ...], Text]:
-        """Per group, the mean score across its lr grid (low → high) as bars scaled per
-        problem, taller = better; ● marks the best lr, × an lr where every seed failed
-        (yellow bars: some seeds failed)."""
-        lower = analysis.lower_is_better(self.metric)
-        worst = analysis.worst_value(self.metric)
-        best = {tuple(str(r[k]) for k in self.keys): r["best_lr"]
-                for r in self.best.to_dict("records")}
-        out = {}
-        curve = self.curve.assign(_problem=self.curve[self.problem_keys].astype(str).agg(
-            "/".join, axis=1) if self.problem_keys else "")
-        for _, per_problem in curve.groupby("_problem", sort=False):
-            finite = per_problem.loc[per_problem["score"] != worst, "score"]
-            lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-            for key, group in per_problem.groupby(self.keys, sort=True):
-                key = tuple(str(k) for k in key)
-                text = Text()
-                for point in group.sort_values("lr").to_dict("records"):
-                    if point["ok"] == 0:
-                        text.append(FAILED_MARK, style="bold red")
-                        continue
-                    if not math.isfinite(point["score"]):  # a loss with some seeds failed
-                        level = 0.0
-                    else:
-                        level = 0.5 if hi == lo else (point["score"] - lo) / (hi - lo)
-                        level = 1 - level if lower else level
-                    bar = BARS[min(len(BARS) - 1, max(0, round(level * (len(BARS) - 1))))]
-                    style = "yellow" if point["diverged"] + point["failed"] else ""
-                    if point["lr"] == best[key]:
-                        bar, style = BEST_MARK, "bold green"
-                    text.append(bar, style=style)
-                out[key] = text
-        return out
+        """Per group, its mean score across the lr grid as bars (see `sparkline.sparklines`)."""
+        return sparklines(self.curve, self.best, self.keys, metric=self.metric)
 
     def parts(self, rows: list[dict[str, Text]]) -> tuple[list[str], list[str]]:
         """The columns of the two tables: the choice of lr, then its curve and costs."""
