@@ -41,9 +41,9 @@ class Vanished(Exception):
     """A listed file disappeared before it was read (a compaction folded it)."""
 
 
-def _read(path: Path) -> pa.Table | Exception:
+def _read(path: Path, threads: bool) -> pa.Table | Exception:
     try:
-        return pq.ParquetFile(path).read(use_threads=False)
+        return pq.ParquetFile(path).read(use_threads=threads)
     except FileNotFoundError:
         raise Vanished from None
     except (OSError, pa.ArrowInvalid) as exc:
@@ -73,7 +73,7 @@ def _why(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _open_run(path: Path, wanted: list[str] | None) -> tuple[str, Any]:
+def _open_run(path: Path, wanted: list[str] | None, threads: bool) -> tuple[str, Any]:
     """("v2", table) | ("v1", V1Run) | ("damaged", why) | ("vanished", None)."""
     try:
         file = pq.ParquetFile(path)
@@ -83,7 +83,7 @@ def _open_run(path: Path, wanted: list[str] | None) -> tuple[str, Any]:
         if not {"run_id", "status", "written_at"} <= set(schema.names):
             return "damaged", "not a cnnbench results file"
         columns = [c for c in wanted if c in schema.names] if wanted else None
-        return "v2", file.read(columns=columns, use_threads=False)
+        return "v2", file.read(columns=columns, use_threads=threads)
     except FileNotFoundError:
         return "vanished", None
     except (OSError, pa.ArrowInvalid, ValueError, KeyError) as exc:
@@ -91,11 +91,13 @@ def _open_run(path: Path, wanted: list[str] | None) -> tuple[str, Any]:
 
 
 def _each(read, paths: list[Path]) -> list:
-    """`read` over many small files at once: parquet decoding releases the GIL."""
+    """`read(path, threads)` over the files: a few (compacted ones are big) one after another,
+    each decoded by arrow's threads; many small ones at once (parquet decoding releases the
+    GIL)."""
     if len(paths) < 64:
-        return [read(p) for p in paths]
+        return [read(p, True) for p in paths]
     with ThreadPoolExecutor(READERS) as pool:
-        return list(pool.map(read, paths, chunksize=256))
+        return list(pool.map(lambda p: read(p, False), paths, chunksize=256))
 
 
 def read_runs_once(root: Path, columns: list[str] | None) -> RunsScan:
@@ -104,8 +106,8 @@ def read_runs_once(root: Path, columns: list[str] | None) -> RunsScan:
                                                                "schema_version", *columns]))
     tables = []
     paths = table_files(root, "runs")
-    for path, (kind, value) in zip(paths, _each(lambda p: _open_run(p, wanted), paths),
-                                   strict=True):
+    opened = _each(lambda path, threads: _open_run(path, wanted, threads), paths)
+    for path, (kind, value) in zip(paths, opened, strict=True):
         if kind == "vanished":
             raise Vanished
         if kind == "damaged":
@@ -131,6 +133,8 @@ def newest(table: pa.Table) -> pa.Table:
     """One row per run_id: the one written last (a re-run after compaction, or a compaction
     that was killed before it removed what it folded)."""
     ids = table.column("run_id").to_numpy(zero_copy_only=False)
+    if (ids[1:] > ids[:-1]).all():  # one row per run_id, in order (a compacted folder)
+        return table
     written = table.column("written_at").cast(pa.int64()).fill_null(0).to_numpy()
     order = np.lexsort((written, ids))  # by run_id, then written_at: the last of a group wins
     last = np.ones(len(order), bool)
