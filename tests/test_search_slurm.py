@@ -25,27 +25,37 @@ ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-@pytest.mark.subprocess
-@pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
-def test_a_search_runs_as_successive_job_arrays(write_suite, tmp_path):
-    search = {"log": [0.003, 0.03], "num": 2, "expand": 1, "refine": 1, "confirm": 2}
-    path = write_suite(matrix={**TINY_SUITE["matrix"], "lr": {"search": search}})
-    out = tmp_path / "out"
+def _submit(path: Path, out: Path) -> subprocess.CompletedProcess:
+    """`cnnbench submit` of the suite at `path` to the test cluster, as two shards."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "cnnbench", "submit", str(path), "--out",
                            str(out), "--partition", "debug", "--time", "00:10:00",
                            "--cpus-per-task", "1", "--mem", "1G", "--shards", "2"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
-    assert "a job after it submits the next" in " ".join(done.stdout.split())
-    record_path = out / "submit.json"
-    deadline = time.time() + 480
+    return done
+
+
+def _events_until_the_end(out: Path, seconds: float) -> list[dict]:
+    """The search's events in `submit.json`, once it finished or stalled."""
+    deadline = time.time() + seconds
     while True:
-        events = json.loads(record_path.read_text()).get("events", [])
+        events = json.loads((out / "submit.json").read_text()).get("events", [])
         if events and events[-1]["event"] in ("finished", "stalled"):
-            break
+            return events
         assert time.time() < deadline, f"the search did not finish on Slurm: {events}"
         time.sleep(1)
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+def test_a_search_runs_as_successive_job_arrays(write_suite, tmp_path):
+    search = {"log": [0.003, 0.03], "num": 2, "expand": 1, "refine": 1, "confirm": 2}
+    path = write_suite(matrix={**TINY_SUITE["matrix"], "lr": {"search": search}})
+    out = tmp_path / "out"
+    done = _submit(path, out)
+    assert "a job after it submits the next" in " ".join(done.stdout.split())
+    events = _events_until_the_end(out, 480)
     assert events[-1]["event"] == "finished", events
     runs, _ = cnnbench.load_results(out)
     state = search_state(cnnbench.load_suite(path), runs)
@@ -67,22 +77,10 @@ def test_an_auto_start_runs_its_range_test_in_a_job_before_round_1(write_suite, 
     path = write_suite(matrix={**TINY_SUITE["matrix"], "optimizer": ["sgd"],
                                "lr": {"search": search}})
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "cnnbench", "submit", str(path), "--out",
-                           str(out), "--partition", "debug", "--time", "00:10:00",
-                           "--cpus-per-task", "1", "--mem", "1G", "--shards", "2"],
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr + done.stdout
+    done = _submit(path, out)
     assert "the lr range test of 1 group(s), then it submits round 1" in " ".join(
         done.stdout.split())
-    record_path = out / "submit.json"
-    deadline = time.time() + 300
-    while True:
-        events = json.loads(record_path.read_text()).get("events", [])
-        if events and events[-1]["event"] in ("finished", "stalled"):
-            break
-        assert time.time() < deadline, f"the search did not finish on Slurm: {events}"
-        time.sleep(1)
+    events = _events_until_the_end(out, 300)
     assert [e["event"] for e in events] == ["range tests submitted", "range tests", "round",
                                             "finished"]
     (log,) = (out / "slurm").glob("*/range-tests/*_log.err")
