@@ -216,7 +216,15 @@ def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     warn_damaged(scan.damaged + history.damaged)
     runs = scan.table.to_pandas()
     history = history.table.select(HISTORY_COLUMNS).to_pandas()
-    return runs, history.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+    if not _in_run_order(history):  # a compacted folder's history already is
+        history = history.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+    return runs, history
+
+
+def _in_run_order(history: pd.DataFrame) -> bool:
+    ids, steps = history["run_id"].to_numpy(), history["step"].to_numpy()
+    same = ids[1:] == ids[:-1]
+    return bool(((ids[1:] > ids[:-1]) | (same & (steps[1:] >= steps[:-1]))).all())
 
 
 def load_grad_norms(path: str | Path) -> pd.DataFrame:
