@@ -14,20 +14,25 @@ Protocol (documented in README "Reports"):
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from cnnbench.analysis.grid import (  # noqa: F401  (re-exported: part of the protocol)
+    BOOTSTRAP_RESAMPLES,
+    at_best_lr,
+    bootstrap_ci,
+    lr_sensitivity,
+    pick_best,
+)
 from cnnbench.errors import CnnbenchError
 from cnnbench.results.schema import SUCCEEDED, Status
 
 SELECTABLE = ("val_acc", "val_loss", "train_acc", "train_loss")
 AXES = ("dataset", "model_kwargs", "batch", "schedule", "epochs")  # matrix axes besides lr/seed
 DEFAULT_BY = ("model", "optimizer")
-BOOTSTRAP_RESAMPLES = 10_000
 
 
 def lower_is_better(metric: str) -> bool:
@@ -127,62 +132,6 @@ def lr_curve(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
     return natural_order(curve.reset_index(), [*keys, "lr"])
 
 
-def pick_best(lrs: Sequence[float], scores: Sequence[float], *, lower: bool) -> float:
-    """The lr with the best score; ties go to the smaller lr."""
-    lrs, scores = _by_lr(lrs, scores)
-    best = np.nanmin(scores) if lower else np.nanmax(scores)
-    return float(lrs[scores == best][0])
-
-
-def _by_lr(lrs: Sequence[float], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Both as float arrays, in lr order (numpy: best_lr calls this once per group)."""
-    lrs, scores = np.asarray(lrs, float), np.asarray(scores, float)
-    order = np.argsort(lrs, kind="stable")
-    return lrs[order], scores[order]
-
-
-def lr_sensitivity(lrs: Sequence[float], scores: Sequence[float], *, tolerance: float,
-                   lower: bool) -> tuple[float, float]:
-    """How much of the grid lies within `tolerance` of the best score, as (decades, share).
-
-    Each grid point owns the stretch of log10(lr) nearer to it than to its neighbours (the ends
-    own half a spacing), so on a log-uniform grid of n points an inner point owns 1/(n-1) of the
-    span. A one-point grid has no span: (0, NaN)."""
-    lrs, score = _by_lr(lrs, scores)
-    logs = np.log10(lrs)
-    best = score.min() if lower else score.max()
-    good = score <= best + tolerance if lower else score >= best - tolerance
-    span = logs[-1] - logs[0]
-    if span == 0:
-        return 0.0, math.nan
-    mids = (logs[1:] + logs[:-1]) / 2
-    widths = np.diff(np.concatenate([[logs[0]], mids, [logs[-1]]]))
-    decades = float(widths[good].sum())
-    return decades, decades / span
-
-
-def bootstrap_ci(values: Sequence[float], *, level: float = 0.95,
-                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean over seeds; NaN with fewer than 3 values."""
-    values = np.asarray(values, float)
-    if len(values) < 3:
-        return math.nan, math.nan
-    means = values[_resampled_seeds(len(values), resamples, seed)].mean(axis=1)
-    tail = (1 - level) / 2
-    # inverted_cdf never interpolates, so an infinite (failed) value cannot turn into NaN
-    lo, hi = np.quantile(means, [tail, 1 - tail], method="inverted_cdf")
-    return float(lo), float(hi)
-
-
-@functools.lru_cache(maxsize=8)
-def _resampled_seeds(n: int, resamples: int, seed: int) -> np.ndarray:
-    """The bootstrap's (resamples × n) draws of positions: the same for every group with n
-    seeds, so drawn once (drawing was a third of each CI's time); read-only."""
-    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
-    draws.flags.writeable = False
-    return draws
-
-
 def time_to_target(runs: pd.DataFrame, history: pd.DataFrame | None = None,
                    target: tuple[str, float] | None = None) -> pd.DataFrame:
     """Per run (indexed like `runs`): training seconds, steps and FLOPs until the target.
@@ -272,36 +221,20 @@ def best_lr(runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
         failed=("failed", "sum"), rounds=("rounds", "max"))
     # an lr search's rounds (suite/search.py); a fixed grid is one round
     counts["rounds"] = counts["rounds"].fillna(1).astype(int)
-    curve = lr_curve(runs, history, metric=metric, at=at, by=by, scores=scores)
-    grids = {key: (g["lr"].to_numpy(float), g["score"].to_numpy(float))
-             for key, g in curve.groupby(keys, sort=False)}
-    rows = []
-    for (key, group), whole_group in zip(data.groupby(keys, sort=True),
-                                         counts.to_dict("records"), strict=True):
-        lrs, scores = grids[key]
-        best = pick_best(lrs, scores, lower=lower)
-        decades, share = lr_sensitivity(lrs, scores, tolerance=tolerance, lower=lower)
-        at_best = group[group["lr"] == best]
-        test = at_best["test_score"]
-        ci_lo, ci_hi = bootstrap_ci(test.to_numpy())
-        reached = at_best["time_to_target_s"].dropna()
-        rows.append({
-            **dict(zip(keys, key, strict=True)), "best_lr": best,
-            "score": at_best["score"].mean(), "test_mean": test.mean(),
-            "test_std": test.std(ddof=1) if len(test) > 1 else math.nan,
-            "test_ci_lo": ci_lo, "test_ci_hi": ci_hi, "seeds": len(at_best),
-            "grid_points": len(lrs), "lr_min": lrs.min(), "lr_max": lrs.max(),
-            "on_edge": len(lrs) > 1 and best in (lrs.min(), lrs.max()),
-            "sensitivity_decades": decades, "sensitivity_share": share,
-            "s_per_epoch": at_best["s_per_epoch"].mean(), "train_s": at_best["train_s"].mean(),
-            "time_to_target_s": reached.mean(), "target_reached": len(reached),
-            "flops_to_target": at_best["flops_to_target"].dropna().mean(),
-            "peak_bytes": at_best["peak_bytes"].max(), **whole_group})
+    rows = [{**dict(zip(keys, key, strict=True)), **figures, **whole_group}
+            for key, figures, whole_group in zip(
+                _group_names(counts.index), at_best_lr(data, keys, lower, tolerance),
+                counts.to_dict("records"), strict=True)]
     tmetric = test_metric(metric)
     best = natural_order(pd.DataFrame(rows), keys).rename(columns={
         "score": metric, "test_mean": f"{tmetric}_mean", "test_std": f"{tmetric}_std"})
     best.attrs.update(keys=keys, metric=metric, at=at, tolerance=tolerance)
     return best
+
+
+def _group_names(index: pd.Index) -> list[tuple]:
+    """A groupby's group keys as tuples, also for a single key."""
+    return list(index) if isinstance(index, pd.MultiIndex) else [(k,) for k in index]
 
 
 def scored_runs(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
