@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from cnnbench.analysis import best_lr
-from cnnbench.analysis.protocol import beyond_noise
+from cnnbench.analysis.comparison import beyond_noise
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.execute.rounds import run_rounds
 from cnnbench.execute.runner import run_suite
