@@ -4,6 +4,7 @@ results survive kill -9, a full disk or a vanished folder."""
 from __future__ import annotations
 
 import errno
+import math
 import os
 import signal
 import subprocess
@@ -84,6 +85,7 @@ def test_a_hanging_run_times_out(write_suite, tmp_path, faulty):
     hung = runs.iloc[0]
     assert hung["status"] == "timeout" and "time_limit_s=2" in hung["message"]
     assert hung["wall_s"] < 60  # stopped inside the 60 s sleep, not after it
+    assert math.isnan(hung["flops_per_sample"])  # counting them ran the model: bounded too
     assert result.exit_code == 1
 
 

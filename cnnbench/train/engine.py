@@ -185,8 +185,9 @@ def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
         columns["data_bytes"] = data_bytes(data)
         columns.update(state_bytes(trainer.model, trainer.optimizer))
     if "flops" in spec.probes:
-        try:
-            forward, training = count_flops(trainer.model, data.shape)
+        try:  # bounded like training: a model that hung there would hang here too
+            with time_limit(spec.train.get("time_limit_s")):
+                forward, training = count_flops(trainer.model, data.shape)
         except Exception:  # a user model that cannot run on meta tensors: FLOPs stay unknown
             forward = training = None
         peak = peak_flops_per_s(device_name(data.device), trainer.precision)
