@@ -32,8 +32,8 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     out = Path(out) if out is not None else Path("results") / suite.name
     if execution is not None:  # as if the suite said so: workers read it from there
         suite = suite.model_copy(update={"execution": execution})
-    everything = expand(suite)
-    specs = everything if specs is None else specs
+    whole = specs is None
+    specs = expand(suite) if specs is None else specs
     store = ResultStore(out)
     store.prepare()
     done = {} if rerun else store.finished_ids()
@@ -52,8 +52,8 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
         outcome = _run_here(suite, store, specs, todo, done, reporter=reporter,
                             data_dir=data_dir, fail_fast=fail_fast, ensemble_max=ensemble_max)
     # the whole suite, not a shard's share: other shards are likely still writing (which
-    # compaction survives, but each would pay for it)
-    if outcome.ran and not outcome.interrupted and len(specs) == len(everything):
+    # compaction survives, but each would pay for it); expanded again only when it may compact
+    if outcome.ran and not outcome.interrupted and (whole or len(specs) == len(expand(suite))):
         _compact_if_many(out, reporter)
     return outcome
 
@@ -83,7 +83,7 @@ def _run_here(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list
 
 
 def _compact_if_many(out: Path, reporter: PlainReporter) -> None:
-    """Fold the per-run files once there are enough of them to slow reading down."""
+    """Fold the writers' parts once there are enough of them to slow reading down."""
     from cnnbench.results.compaction import AUTO_COMPACT_FILES, compact, loose_run_files
 
     if loose_run_files(out) >= AUTO_COMPACT_FILES:

@@ -24,7 +24,7 @@ from cnnbench.results.schema import SCHEMA_VERSION
 
 MARKER = "cnnbench-results.json"
 TABLES = ("runs", "history", "grad_norms")
-COMPACTED = "compacted-"  # prefix of folded files; loose ones start with a run_id (hex)
+COMPACTED = "compacted-"  # prefix of folded files; loose ones are parts (or v1 run files)
 
 
 class WriteError(CnnbenchError):
@@ -64,8 +64,9 @@ def atomic_write(target: Path, write: Callable[[BinaryIO], object], what: str, a
         raise
 
 
-# A loose file holds one run: compression, dictionaries and statistics only cost bytes and
-# decoding time there. A compacted file holds thousands: zstd, dictionaries for columns with
+# A loose file (a writer's part) holds at most a hundred runs and is rewritten after each one:
+# compression, dictionaries and statistics only cost time there. A compacted file holds
+# thousands: zstd, dictionaries for columns with
 # few distinct values (accuracies are k/n), byte-stream-split for the other floats (losses come
 # from float32 tensors: their low bytes are zeros).
 LOOSE = {"compression": "none", "use_dictionary": False, "write_statistics": False}
@@ -95,8 +96,6 @@ def write_marker(root: Path) -> None:
         {"schema_version": SCHEMA_VERSION, "tables": list(TABLES),
          "documented_in": "the cnnbench README, section Results"}).encode()),
         f"cannot write {str(root / MARKER)!r}", "Free space or choose another --out")
-
-
 
 
 def check_version(root: Path) -> None:

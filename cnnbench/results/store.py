@@ -1,9 +1,9 @@
 """Results on disk (README, "Results"): a folder of parquet tables, written atomically.
 
     <out>/cnnbench-results.json                  {"schema_version": 2}
-    <out>/runs/part-<writer>-<n>.parquet         the `runs` rows one writer committed
-    <out>/history/part-<writer>-<n>.parquet      their history rows
-    <out>/grad_norms/part-<writer>-<n>.parquet   the grad_norms probe's rows, where it was on
+    <out>/runs/part-<token>-<pid>.parquet         the `runs` rows one writer committed
+    <out>/history/part-<token>-<pid>.parquet      their history rows
+    <out>/grad_norms/part-<token>-<pid>.parquet   the grad_norms probe's rows, where it was on
     <out>/{runs,history,grad_norms}/compacted-<t>.parquet   many runs, folded by `compact`
 
 Each writing process (a run, a worker, a shard) appends to parts of its own, of at most
