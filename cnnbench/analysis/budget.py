@@ -28,7 +28,9 @@ from cnnbench.analysis.paired import problem_groups
 from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs
 
 CURVE_COLUMNS = ("optimizer", "k", "trials", "expected", "std")
-BLOCK_CELLS = 1 << 20  # expected_max's working set: (k × N) floats per block, 8 MB
+# expected_max's working set: (k × N) floats per block, 256 KB. Blocks that stay in the cache
+# took 0.2 s at 100 curves of 500 runs, against 0.33 s for 8 MB blocks (fresh pages each)
+BLOCK_CELLS = 1 << 15
 
 
 def expected_max(values: Sequence[float], ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
