@@ -80,27 +80,41 @@ def budget_curves(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.Dat
     """One row per (problem, optimizer, k): the expected best selection score after k trials,
     its std, and the number of trials run. `best` (a `best_lr` table) gives the groups, metric
     and epoch."""
-    metric, keys = best.attrs["metric"], best.attrs["keys"]
+    metric = best.attrs["metric"]
     lower = lower_is_better(metric)
     scored = scored_runs(runs, history, best, scores)
-    columns = [*problems(best), *CURVE_COLUMNS]
-    built: dict[str, list] = {c: [] for c in columns}  # column by column: 50,000 dicts took 0.1 s
-    for problem, part in problem_groups(scored, problems(best)):
-        score = part["score"].astype(float)
-        finite = score[np.isfinite(score)]
-        if len(finite):
-            score = score.where(np.isfinite(score), finite.max() if lower else finite.min())
-        for key, group in part.assign(score=score).groupby(keys, sort=True):
-            n = len(group)
-            ks = np.arange(1, n + 1)
-            mean, std = expected_best(group["score"].to_numpy(), ks, lower=lower)
-            named = {**problem, "optimizer": dict(zip(keys, key, strict=True))["optimizer"],
-                     "trials": n}
-            for column, value in named.items():
-                built[column] += [value] * n
-            for column, values in (("k", ks), ("expected", mean), ("std", std)):
-                built[column] += values.tolist()
-    return pd.DataFrame(built if built["k"] else None, columns=columns)  # empty: object columns
+    problem_keys = problems(best)
+    columns = [*problem_keys, *CURVE_COLUMNS]
+    # the curves in problem, then optimizer order, from one sort: pandas calls per problem and
+    # per curve took 0.1 s at 100 curves
+    group = scored.groupby([*problem_keys, "optimizer"], sort=True).ngroup().to_numpy()
+    order = np.argsort(group, kind="stable")
+    order = order[group[order] >= 0]  # -1: a missing key, which groupby leaves out
+    if not len(order):
+        return pd.DataFrame(None, columns=columns)  # empty: object columns
+    score = _failed_at_worst_finite(scored, problem_keys, lower=lower)[order]
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    sizes = np.diff(starts, append=len(order))
+    means, stds = zip(*(expected_best(score[start:start + n], np.arange(1, n + 1), lower=lower)
+                        for start, n in zip(starts.tolist(), sizes.tolist(), strict=True)))
+    first = scored.iloc[order[starts]]
+    built = {c: np.repeat(first[c].to_numpy(), sizes) for c in (*problem_keys, "optimizer")}
+    built |= {"k": np.concatenate([np.arange(1, n + 1) for n in sizes.tolist()]),
+              "trials": np.repeat(sizes, sizes), "expected": np.concatenate(means),
+              "std": np.concatenate(stds)}
+    return pd.DataFrame(built, columns=columns)
+
+
+def _failed_at_worst_finite(scored: pd.DataFrame, problem_keys: list[str], *,
+                            lower: bool) -> np.ndarray:
+    """The runs' scores, with a non-finite one (a failed loss run is +inf) at the worst finite
+    score of its problem, where the problem has one."""
+    score = scored["score"].to_numpy(float)
+    finite = pd.Series(np.where(np.isfinite(score), score, np.nan), index=scored.index)
+    grouped = finite.groupby([scored[k] for k in problem_keys], sort=False) if problem_keys \
+        else finite.groupby(np.zeros(len(finite)))
+    worst = grouped.transform("max" if lower else "min").to_numpy()
+    return np.where(np.isfinite(score) | np.isnan(worst), score, worst)
 
 
 def crossings(curves: pd.DataFrame, keys: Sequence[str], *, lower: bool) -> pd.DataFrame:
