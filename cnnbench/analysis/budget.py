@@ -9,7 +9,8 @@ k draws with replacement from N scores v(1) ≤ … ≤ v(N) is
 
 the exact mean of the maximum under the empirical distribution (so a direct simulation that
 draws k of the runs matches it; tests/test_budget.py checks that). Its spread comes from the
-same weights: Var = Σ v(i)² w_i − E². For a loss the curve is the expected minimum.
+same weights w_i: Var = Σ (v(i) − v(N))² w_i − (E − v(N))², the values shifted by the largest so
+that a nearly sure maximum keeps its digits. For a loss the curve is the expected minimum.
 
 A failed run scores the worst value, as in the protocol; for a loss that is +inf, which would
 make every expectation infinite, so here it stands at the worst finite loss of its problem (a
@@ -47,10 +48,13 @@ def expected_max(values: Sequence[float], ks: Sequence[int]) -> tuple[np.ndarray
     # share ** step once per distinct step (ks = 1, 2, … have one), each with a scalar
     # exponent: numpy's array-exponent power rounds differently in the last bit
     powers = np.vstack([share**step for step in steps])
-    squares = v**2
-    # only 0 · inf makes a NaN to skip, and nansum's NaN scan is most of the time
-    total = np.sum if np.isfinite(v).all() else np.nansum
-    mean, second = np.empty(len(ks)), np.empty(len(ks))
+    finite = bool(np.isfinite(v).all())
+    # summed by parts, E[max_k] = v(N) − Σ_{i<N} (i/N)^k (v(i+1) − v(i)): one matrix product
+    # per block instead of the weights' difference and two weighted sums (0.25 s → 0.15 s at
+    # 100 curves of 500 runs). The variance comes from u = v − v(N) ≤ 0, whose moments stay
+    # small where the max is nearly sure: E[v²] − E[v]² lost 5 digits of the std there
+    rises = np.column_stack([np.diff(v), np.diff((v - v[-1]) ** 2)]) if finite else None
+    mean, variance = np.empty(len(ks)), np.empty(len(ks))
     cdf = np.ones(n + 1)
     rows = max(1, BLOCK_CELLS // (n + 1))
     for start in range(0, len(ks), rows):
@@ -59,11 +63,17 @@ def expected_max(values: Sequence[float], ks: Sequence[int]) -> tuple[np.ndarray
         # (k × N) block at a time, so memory stays bounded however many runs a group has
         cdfs = np.cumprod(np.vstack([cdf, powers[step_of[start:start + rows]]]), axis=0)[1:]
         cdf = cdfs[-1]
-        weights = np.diff(cdfs, axis=1)  # P(the max is the i-th smallest)
-        with np.errstate(invalid="ignore"):  # 0 · inf where a weight is 0
-            mean[block] = total(weights * v, axis=1)
-            second[block] = total(weights * squares, axis=1)
-    return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
+        if finite:
+            below = cdfs[:, 1:n] @ rises
+            mean[block], variance[block] = v[-1] - below[:, 0], -below[:, 1] - below[:, 0] ** 2
+            continue
+        # an infinite value: the weights P(the max is the i-th smallest) one by one, skipping
+        # 0 · inf where a weight is 0
+        weights = np.diff(cdfs, axis=1)
+        with np.errstate(invalid="ignore"):
+            mean[block] = np.nansum(weights * v, axis=1)
+            variance[block] = np.nansum(weights * v**2, axis=1) - mean[block] ** 2
+    return mean, np.sqrt(np.clip(variance, 0.0, None))
 
 
 def expected_best(values: Sequence[float], ks: Sequence[int], *, lower: bool

@@ -13,6 +13,7 @@ import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cnnbench.analysis import Confidence
 from cnnbench.errors import CnnbenchError
@@ -170,7 +171,7 @@ def print_confidence(report: Report, console: Console) -> None:
             table.add_column(column, justify="left" if column in (
                 *report.problem_keys, *TEXT_COLUMNS, "optimizer") else "right")
         for cells in rows:
-            table.add_row(*cells)
+            table.add_row(*map(Text, cells))  # plain text: a name may hold "[", not markup
         console.print(table)
         console.print(protocol, highlight=False, style="dim")
         if title.startswith("expected best"):
