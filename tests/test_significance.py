@@ -63,6 +63,23 @@ def test_paired_wilcoxon_and_non_finite_differences():
     assert analysis.paired_test([0.9, 0.8], [0.9, 0.8]).p == 1.0
 
 
+def test_paired_tests_in_one_call_equal_each_test_alone():
+    rng = np.random.default_rng(2)
+    pairs = [(rng.normal(0.9, 0.02, n), rng.normal(0.89, 0.02, n)) for n in (5, 5, 3, 5, 8)]
+    pairs += [([math.inf, 2.0, 3.0], [1.0, 1.5, 2.0]),  # → Wilcoxon
+              ([0.9], [0.8]), ([0.9, 0.8], [0.9, 0.8]),  # one pair; no difference
+              ([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])]  # the same difference on every pair
+    batched = analysis.paired_tests(pairs)
+    assert batched == [analysis.paired_test(a, b) for a, b in pairs]
+    for (a, b), result in zip(pairs[:5], batched[:5], strict=True):
+        reference = stats.ttest_rel(a, b)
+        ci = reference.confidence_interval(0.95)
+        assert (result.p, result.ci_lo, result.ci_hi, result.dof) == pytest.approx(
+            (reference.pvalue, ci.low, ci.high, reference.df), rel=1e-12)
+    assert [r.test for r in batched[5:]] == ["wilcoxon", "t", "t", "t"]
+    assert batched[8].p == 0.0 and batched[8].ci_lo == batched[8].ci_hi == 0.5
+
+
 def test_holm_step_down():
     # the textbook example: sorted p 0.01, 0.02, 0.03, 0.04 → 0.04, 0.06, 0.06, 0.06
     adjusted = analysis.holm([0.03, 0.01, 0.04, 0.02])

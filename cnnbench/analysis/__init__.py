@@ -48,6 +48,7 @@ from cnnbench.analysis.significance import (  # noqa: F401
     change,
     holm,
     paired_test,
+    paired_tests,
     significant_diff,
     welch,
 )

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench.analysis.protocol import lower_is_better, problems, scored_runs
-from cnnbench.analysis.significance import ALPHA, holm, paired_test, welch
+from cnnbench.analysis.significance import ALPHA, holm, paired_tests, welch
 
 PAIRED_COLUMNS = ("best", "other", "best_lr", "other_lr", "seeds", "pairing", "test", "diff",
                   "ci_lo", "ci_hi", "p", "p_holm", "verdict")
@@ -85,15 +85,16 @@ def paired_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, best: p
         top = _winner(rows_best, metric)
         seeds_of = per_seed.get(tuple(problem.values()), {})
         lr_of = dict(zip(rows_best["optimizer"], rows_best["best_lr"], strict=True))
+        a = seeds_of[top]
+        others = [other for other in sorted(seeds_of) if other != top]
+        common = {other: sorted(set(a) & set(seeds_of[other])) for other in others}
+        paired = iter(paired_tests([([a[s] for s in seeds], [seeds_of[o][s] for s in seeds])
+                                    for o, seeds in common.items() if seeds], test=test))
         found = []
-        for other in sorted(seeds_of):
-            if other == top:
-                continue
-            a, b = seeds_of[top], seeds_of[other]
-            common = sorted(set(a) & set(b))
-            if common:
-                result = paired_test([a[s] for s in common], [b[s] for s in common], test=test)
-                pairing = "paired"
+        for other in others:
+            b = seeds_of[other]
+            if common[other]:
+                result, pairing = next(paired), "paired"
             else:  # welch(b, a) is mean(a) − mean(b): the same sign as the paired difference
                 result = welch(np.array(list(b.values()), float),
                                np.array(list(a.values()), float))

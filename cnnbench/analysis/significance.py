@@ -68,27 +68,51 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, test: str = "t",
     of the mean difference) or `"wilcoxon"` (signed-rank; no CI). A pair with a non-finite
     difference (a failed run scored +inf) turns the t-test into Wilcoxon, which only ranks.
     With one pair no test is made (p NaN)."""
+    return paired_tests([(a, b)], test=test, level=level)[0]
+
+
+def paired_tests(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], *, test: str = "t",
+                 level: float = LEVEL) -> list[Significance]:
+    """`paired_test` of each (a, b), the t-tests of equally many pairs in one scipy call (a
+    call per comparison took 0.1 s at 90 comparisons)."""
     if test not in ("t", "wilcoxon"):
         raise ValueError(f"unknown paired test {test!r}")
-    d = np.asarray(a, float) - np.asarray(b, float)
-    d = d[~np.isnan(d)]
+    results: list[Significance | None] = []
+    pending: dict[int, list[tuple[int, np.ndarray]]] = {}  # pair count → (position, d)
+    for a, b in pairs:
+        d = np.asarray(a, float) - np.asarray(b, float)
+        d = d[~np.isnan(d)]
+        kind = "wilcoxon" if len(d) > 1 and not np.isfinite(d).all() else test
+        result = _without_scipy(d, kind)
+        if result is None and kind == "t":
+            pending.setdefault(len(d), []).append((len(results), d))
+        elif result is None:
+            result = Significance(kind, len(d), float(d.mean()), math.nan, math.nan,
+                                  float(_quiet(stats.wilcoxon, d).pvalue), math.nan)
+        results.append(result)
+    for n, rows in pending.items():
+        found = _quiet(stats.ttest_1samp, np.vstack([d for _, d in rows]), 0.0, axis=1)
+        ci = found.confidence_interval(level)
+        for row, (position, d) in enumerate(rows):
+            results[position] = Significance(
+                "t", n, float(d.mean()), float(ci.low[row]), float(ci.high[row]),
+                float(found.pvalue[row]), float(found.df[row]))
+    return results
+
+
+def _without_scipy(d: np.ndarray, test: str) -> Significance | None:
+    """The paired `test` of the differences `d` where it needs no scipy call: one pair (no
+    test), no difference at all, or the same difference on every pair; else None."""
     n = len(d)
-    diff = float(d.mean()) if n else math.nan
     if n < 2:
-        return Significance(test, n, diff, math.nan, math.nan, math.nan, math.nan)
-    if not np.isfinite(d).all():
-        test = "wilcoxon"
+        return Significance(test, n, float(d.mean()) if n else math.nan, math.nan, math.nan,
+                            math.nan, math.nan)
     if not d.any():
         return Significance(test, n, 0.0, 0.0, 0.0, 1.0, float(n - 1))
-    if test == "wilcoxon":
-        result = _quiet(stats.wilcoxon, d)
-        return Significance(test, n, diff, math.nan, math.nan, float(result.pvalue), math.nan)
-    if d.var() == 0:  # the same nonzero difference on every seed
+    if test == "t" and d.var() == 0:
+        diff = float(d.mean())
         return Significance(test, n, diff, diff, diff, 0.0, float(n - 1))
-    result = _quiet(stats.ttest_1samp, d, 0.0)
-    ci = result.confidence_interval(level)
-    return Significance(test, n, diff, float(ci.low), float(ci.high), float(result.pvalue),
-                      float(result.df))
+    return None
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
