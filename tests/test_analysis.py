@@ -138,6 +138,23 @@ def test_bootstrap_ci_is_deterministic_and_brackets_the_mean():
     assert lo == pytest.approx(0.9) and hi == math.inf
 
 
+def test_bootstrap_cis_of_many_groups_are_the_percentiles_of_resampled_means():
+    rng = np.random.default_rng(4)
+    groups = [rng.uniform(0.5, 0.9, n) for n in (20, 20, 5, 3, 2, 20)]
+    found = analysis.bootstrap_cis(groups, resamples=2_000)
+    for values, (lo, hi) in zip(groups, found, strict=True):
+        if len(values) < 3:
+            assert math.isnan(lo) and math.isnan(hi)
+            continue
+        # the same draws, gathered: the means of the drawn values themselves
+        draws = np.random.default_rng(0).integers(0, len(values), (2_000, len(values)))
+        means = values[draws].mean(axis=1)
+        tail = (1 - 0.95) / 2
+        assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [tail, 1 - tail],
+                                                           method="inverted_cdf")), rel=1e-12)
+    assert analysis.bootstrap_ci([-math.inf, 0.5, 0.6])[0] == -math.inf
+
+
 def test_time_to_target_from_history_and_flops():
     frame = runs(run(lr=0.1, val_acc=0.9, train_flops_per_step=1e6),
                  run(lr=0.01, val_acc=0.5, train_flops_per_step=1e6))

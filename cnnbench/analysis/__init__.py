@@ -20,6 +20,7 @@ from cnnbench.analysis.protocol import (  # noqa: F401
     SELECTABLE,
     best_lr,
     bootstrap_ci,
+    bootstrap_cis,
     check_metric,
     group_keys,
     learning_curves,

@@ -24,6 +24,7 @@ from cnnbench.analysis.grid import (  # noqa: F401  (re-exported: part of the pr
     BOOTSTRAP_RESAMPLES,
     at_best_lr,
     bootstrap_ci,
+    bootstrap_cis,
     lr_sensitivity,
     pick_best,
 )
