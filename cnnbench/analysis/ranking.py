@@ -44,17 +44,15 @@ def resampled_means(counts: np.ndarray, values: np.ndarray, present: np.ndarray,
     return means
 
 
-def _selected_test(val: np.ndarray, test: np.ndarray, columns: list[np.ndarray], *,
+def _selected_test(val: np.ndarray, test: np.ndarray, index: np.ndarray, *,
                    lower: bool) -> np.ndarray:
-    """(replicates × optimizers): per replicate and optimizer (`columns`: its lrs' columns of
-    `val` and `test`, ascending), the test mean at the lr with the best validation mean (first
-    = smaller lr on ties; an lr without values is never chosen unless all lack one)."""
+    """(replicates × optimizers): per replicate and optimizer (`index`: each optimizer's lrs'
+    columns of `val` and `test`, ascending, padded with one past the last), the test mean at
+    the lr with the best validation mean (first = smaller lr on ties; an lr without values is
+    never chosen unless all lack one)."""
     fill = math.inf if lower else -math.inf
-    # every optimizer at once, its lrs padded to the longest grid with a column that is never
-    # chosen: it comes last and holds the fill (one argmax per optimizer took 0.1 s)
-    width = max(len(c) for c in columns)
-    index = np.array([np.pad(c, (0, width - len(c)), constant_values=val.shape[1])
-                      for c in columns])
+    # every optimizer at once, the padding column never chosen: it comes last and holds the
+    # fill (one argmax per optimizer took 0.1 s)
     pad = np.full((len(val), 1), fill)
     val = np.hstack([np.where(np.isnan(val), fill, val), pad])[:, index]
     chosen = val.argmin(axis=2) if lower else val.argmax(axis=2)
@@ -66,10 +64,13 @@ def _replicate_tests(counts: np.ndarray, values: np.ndarray, lrs_of: list[np.nda
     """(replicates × optimizers): `_selected_test` of every replicate (`counts`), from the
     (optimizer, lr) rows of `values`, validation then test, a block of replicates at a time."""
     present, width = ~np.isnan(values), len(values) // 2
+    longest = max(len(lrs) for lrs in lrs_of)
+    index = np.array([np.pad(lrs, (0, longest - len(lrs)), constant_values=width)
+                      for lrs in lrs_of])
     blocks = []
     for start in range(0, len(counts), REPLICATE_BLOCK):
         means = resampled_means(counts[start:start + REPLICATE_BLOCK], values, present, worst)
-        blocks.append(_selected_test(means[:, :width], means[:, width:], lrs_of, lower=lower))
+        blocks.append(_selected_test(means[:, :width], means[:, width:], index, lower=lower))
     return np.vstack(blocks)
 
 
@@ -99,7 +100,7 @@ def p_best(runs: pd.DataFrame, history: pd.DataFrame | None, best: pd.DataFrame,
         cells = part.assign(optimizer=part["optimizer"].astype(str)).groupby(
             ["optimizer", "lr", "seed"], sort=True)[["score", "test_score"]].mean()
         tables = [cells[c].unstack("seed").reindex(columns=seeds) for c in cells]
-        owner = tables[0].index.get_level_values("optimizer")
+        owner = tables[0].index.get_level_values("optimizer").to_numpy()
         # every (optimizer, lr) of the problem, validation then test, in one product per block
         # of replicates: a product per optimizer cost a thread hand-off each (a second at
         # 50,000 runs on 2 busy cores)
