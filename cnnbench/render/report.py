@@ -158,18 +158,19 @@ class Report:
 
 def _problem_changes(report: Report) -> list[bool]:
     """True where a row starts a new problem, to draw a line between problems."""
-    keys = report.problem_keys
-    values = report.best[keys].astype(str).agg("/".join, axis=1) if keys else None
-    return [] if values is None else list(values.ne(values.shift()))
+    if not report.problem_keys:
+        return []
+    problems = list(zip(*(report.best[k].astype(str) for k in report.problem_keys)))
+    return [i == 0 or problem != problems[i - 1] for i, problem in enumerate(problems)]
 
 
-def _table(report: Report, title: str, columns: list[str],
-           rows: list[dict[str, Text]]) -> Table:
+def _table(report: Report, title: str, columns: list[str], rows: list[dict[str, Text]],
+           starts: list[bool]) -> Table:
+    """One of the report's two tables; `starts`: `_problem_changes`."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for column in columns:
         table.add_column(column, justify="left" if column in (*report.keys, "curve") else
                          "right", no_wrap=column not in report.keys)
-    starts = _problem_changes(report)
     for i, cells in enumerate(rows):
         table.add_row(*(cells[c] for c in columns),
                       end_section=i + 1 < len(starts) and starts[i + 1])
@@ -195,9 +196,9 @@ def print_report(report: Report, console: Console) -> None:
         return
     rows = report.rows()
     choice, costs = report.parts(rows)
-    titles = _titles(report)
+    titles, starts = _titles(report), _problem_changes(report)
     for title, columns in zip(titles, (choice, costs), strict=True):
-        console.print(_table(report, title, columns, rows))
+        console.print(_table(report, title, columns, rows, starts))
         console.print(confidence.protocol_line(report), highlight=False, style="dim")
     if line := report.rank_line():
         console.print(line, highlight=False)
