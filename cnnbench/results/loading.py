@@ -132,9 +132,10 @@ def read_runs_once(root: Path, columns: list[str] | None) -> RunsScan:
 def newest(table: pa.Table) -> pa.Table:
     """One row per run_id: the one written last (a re-run after compaction, or a compaction
     that was killed before it removed what it folded)."""
-    ids = table.column("run_id").to_numpy(zero_copy_only=False)
-    if (ids[1:] > ids[:-1]).all():  # one row per run_id, in order (a compacted folder)
-        return table
+    ids = table.column("run_id")
+    if len(ids) < 2 or pc.all(pc.greater(ids[1:], ids[:-1])).as_py():
+        return table  # one row per run_id, in order (a compacted folder)
+    ids = ids.to_numpy(zero_copy_only=False)
     written = table.column("written_at").cast(pa.int64()).fill_null(0).to_numpy()
     order = np.lexsort((written, ids))  # by run_id, then written_at: the last of a group wins
     last = np.ones(len(order), bool)
@@ -214,17 +215,21 @@ def load_results(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 raise CnnbenchError(f"{str(root)!r} kept changing while it was read; "
                                     "try again") from None
     warn_damaged(scan.damaged + history.damaged)
-    runs = scan.table.to_pandas()
-    history = history.table.select(HISTORY_COLUMNS).to_pandas()
-    if not _in_run_order(history):  # a compacted folder's history already is
-        history = history.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
-    return runs, history
+    rows = history.table.select(HISTORY_COLUMNS)
+    if not _in_run_order(rows):  # a compacted folder's history already is
+        rows = rows.take(pc.sort_indices(rows, [("run_id", "ascending"), ("step", "ascending")]))
+    return scan.table.to_pandas(), rows.to_pandas()
 
 
-def _in_run_order(history: pd.DataFrame) -> bool:
-    ids, steps = history["run_id"].to_numpy(), history["step"].to_numpy()
-    same = ids[1:] == ids[:-1]
-    return bool(((ids[1:] > ids[:-1]) | (same & (steps[1:] >= steps[:-1]))).all())
+def _in_run_order(rows: pa.Table) -> bool:
+    """Whether `rows` are sorted by run_id, then step: compared by arrow (run_ids as Python
+    strings took 0.1 s at 550,000 rows)."""
+    if rows.num_rows < 2:
+        return True
+    ids, steps = rows["run_id"], rows["step"]
+    later = pc.greater(ids[1:], ids[:-1])
+    same_run_on = pc.and_(pc.equal(ids[1:], ids[:-1]), pc.greater_equal(steps[1:], steps[:-1]))
+    return bool(pc.all(pc.or_(later, same_run_on), skip_nulls=False).as_py())
 
 
 def load_grad_norms(path: str | Path) -> pd.DataFrame:
