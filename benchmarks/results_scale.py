@@ -3,8 +3,8 @@
 For each N, with every run's row shaped like a real one (every `runs` column, the sgd or adam
 hyper-parameters) and `--evals` history rows: seconds of `load_results`, of `cnnbench report`
 (load_results + the report, rendered to a discarded console), of the README's DuckDB query on
-the same files, and the folder's size on disk — before and after `compact`. Each figure is one
-timing (the machine is shared: read them as orders of magnitude, not to 10 %).
+the same files, and the folder's size on disk — before and after `compact`. Each time is the
+median of REPEATS timings in this process (one timing on a shared machine wanders by ±30 %).
 
 Goal (issue 14): 50,000 runs × 11 evaluations, compacted: load_results + report < 2 s on 2
 cores and < 20 MB; not compacted: < 15 s.
@@ -21,6 +21,7 @@ import itertools
 import math
 import re
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from cnnbench.results.store import ResultStore
 README = Path(__file__).parents[1] / "README.md"
 VAL_SIZE = 10_000  # accuracies are multiples of 1/VAL_SIZE, as in a real evaluation
 TRAIN_SIZE = 50_000
+REPEATS = 3  # timings per figure, of which the median is printed
 HPARAMS = {
     "sgd": {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False,
             "maximize": False, "differentiable": False},
@@ -121,6 +123,13 @@ def timed(fn):
     return time.perf_counter() - start, value
 
 
+def median_timed(fn, repeats: int = REPEATS):
+    """The median seconds of `repeats` calls (a shared machine's one timing wanders by ±30 %),
+    and the last call's value."""
+    seconds, value = zip(*(timed(fn) for _ in range(repeats)))
+    return statistics.median(seconds), value[-1]
+
+
 def report_once(folder: Path) -> None:
     """What `cnnbench report DIR` does, rendered to a console nobody reads."""
     runs, history = load_results(folder)
@@ -137,11 +146,12 @@ def duckdb_query(folder: Path):
 
 
 def measure(folder: Path, n: int, state: str) -> None:
-    t_load, (runs, history) = timed(lambda: load_results(folder))
+    t_load, (runs, history) = median_timed(lambda: load_results(folder))
     assert len(runs) == n and len(history) == n * EVALS, "every run, once"
-    t_report, _ = timed(lambda: report_once(folder))
+    del runs, history
+    t_report, _ = median_timed(lambda: report_once(folder))
     try:
-        t_duck, rows = timed(lambda: duckdb_query(folder))
+        t_duck, rows = median_timed(lambda: duckdb_query(folder))
         duck = f"{t_duck:8.2f}"
     except ImportError:
         duck = "   (n/a)"
