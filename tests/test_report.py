@@ -104,8 +104,9 @@ def test_user_errors_exit_2(results, args, message):
 def test_render_report_keeps_its_signature():
     console = Console(file=io.StringIO(), width=200)
     render_report(_results(), console)
-    render_report(_results(), console, "val_loss")
-    render_report(rf.runs(), console)
+    report = render_report(_results(), console, "val_loss")
+    assert isinstance(report, Report) and report.metric == "val_loss"  # `run --plots` draws it
+    assert render_report(rf.runs(), console) is None
     text = console.file.getvalue()
     assert "best learning rate per model × optimizer" in text and "no finished runs yet" in text
 

@@ -109,9 +109,9 @@ def _reporter(track: str | None, suite, suite_file: Path):
 
 def _show_run(done, rounds, plots: Path | None) -> None:
     """The report of the runs asked for, the lr search's state, and the figures."""
-    from cnnbench.render.report import Report, render_report
+    from cnnbench.render.report import render_report
 
-    render_report(done.runs, console)
+    report = render_report(done.runs, console, history=done.history)
     if rounds is not None:
         from cnnbench.render.tables import search_table
 
@@ -119,11 +119,10 @@ def _show_run(done, rounds, plots: Path | None) -> None:
         if rounds.waiting:
             err_console.print("this shard's share of the round is done; the next round starts "
                               "once every shard's is (re-run any shard then)", highlight=False)
-    if plots is not None and not done.runs.empty:
+    if plots is not None and report is not None:
         from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures
 
-        report = Report(done.runs, done.history)
         print_written(write_figures(report, done.runs, done.history, plots))
         print_written(write_confidence_figures(report, plots))
 

@@ -210,13 +210,16 @@ def print_report(report: Report, console: Console) -> None:
 def render_report(runs: pd.DataFrame, console: Console, metric: str = "val_acc", *,
                   history: pd.DataFrame | None = None, at: str = "final",
                   by: Sequence[str] = analysis.DEFAULT_BY, tolerance: float = 0.01,
-                  target: tuple[str, float] | None = None) -> None:
-    """Print the best-lr report of `runs` (the entry point `cnnbench run` uses after a suite)."""
+                  target: tuple[str, float] | None = None) -> Report | None:
+    """Print the best-lr report of `runs` (the entry point `cnnbench run` uses after a suite);
+    the Report, for its figures (None without runs)."""
     if runs.empty:
         console.print("no finished runs yet")
-        return
-    print_report(Report(runs, history, metric=metric, at=at, by=by, tolerance=tolerance,
-                        target=target), console)
+        return None
+    report = Report(runs, history, metric=metric, at=at, by=by, tolerance=tolerance,
+                    target=target)
+    print_report(report, console)
+    return report
 
 
 # ── plain-text formats ──────────────────────────────────────────────────────────────────────
