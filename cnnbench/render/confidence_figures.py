@@ -8,7 +8,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from cnnbench.render.plots import LABELS, _panels, _scale, save
+from cnnbench.render.numbers import metric_scale
+from cnnbench.render.plots import LABELS, panels, save
 from cnnbench.render.problems import problem_frames
 from cnnbench.render.report import Report
 from cnnbench.render.style import styles_by_name
@@ -20,8 +21,8 @@ def expected_best_figure(report: Report) -> Figure:
     curves = report.confidence.budget
     parts = problem_frames(report, curves)
     styles = styles_by_name(curves["optimizer"].unique().tolist())
-    scale = _scale(report.metric)
-    fig, axes = _panels(len(parts))
+    scale = metric_scale(report.metric)
+    fig, axes = panels(len(parts))
     for ax, (name, part) in zip(axes, parts, strict=True):
         for optimizer, group in part.groupby("optimizer", sort=True):
             style = styles[optimizer]
@@ -48,7 +49,7 @@ def p_best_figure(report: Report) -> Figure:
     table = report.confidence.p_best
     parts = problem_frames(report, table)
     styles = styles_by_name(table["optimizer"].unique().tolist())
-    fig, axes = _panels(len(parts), width=4.5, height=0.5 + 0.45 * table["optimizer"].nunique())
+    fig, axes = panels(len(parts), width=4.5, height=0.5 + 0.45 * table["optimizer"].nunique())
     for ax, (name, part) in zip(axes, parts, strict=True):
         part = part.sort_values("optimizer", ascending=False)
         ax.barh(part["optimizer"], part["p_best"].fillna(0),
@@ -66,7 +67,7 @@ def paired_figure(report: Report) -> Figure:
     table = report.confidence.paired
     parts = problem_frames(report, table)
     scale = 100.0 if report.test.endswith("acc") else 1.0
-    fig, axes = _panels(len(parts), width=5.0, height=0.8 + 0.5 * max(1, len(table)))
+    fig, axes = panels(len(parts), width=5.0, height=0.8 + 0.5 * max(1, len(table)))
     for ax, (name, part) in zip(axes, parts, strict=True):
         labels = [f"{b} − {o}" for b, o in zip(part["best"], part["other"], strict=True)]
         y = range(len(part))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cnnbench import analysis
 from cnnbench.render.exports import require
+from cnnbench.render.numbers import metric_scale
 from cnnbench.render.problems import problem_frames
 from cnnbench.render.report import Report, report_titles
 from cnnbench.render.style import plotly_style, styles_by_name
@@ -40,10 +41,6 @@ def _go():
     from plotly.subplots import make_subplots
 
     return go, make_subplots
-
-
-def _scale(metric: str) -> float:
-    return 100.0 if metric.endswith("acc") else 1.0
 
 
 def _label(metric: str) -> str:
@@ -72,7 +69,7 @@ def lr_sensitivity(report: Report, runs: pd.DataFrame) -> Any:
     styles = styles_by_name(report.best["optimizer"].astype(str).unique().tolist())
     problems = problem_frames(report, report.curve)
     fig, columns = _grid(make_subplots, [t for t, _ in problems])
-    scale, shown = _scale(report.metric), set()
+    scale, shown = metric_scale(report.metric), set()
     for i, (_, part) in enumerate(problems):
         row, col = i // columns + 1, i % columns + 1
         for optimizer, group in part.groupby("optimizer", sort=True):
@@ -122,7 +119,7 @@ def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -
                     if dash:
                         trace["line"]["dash"] = dash
                     fig.add_trace(go.Scatter(
-                        x=group["epoch"], y=group[f"{split}_{kind}"] * _scale(kind),
+                        x=group["epoch"], y=group[f"{split}_{kind}"] * metric_scale(kind),
                         mode="lines+markers", name=f"{name} {split}", legendgroup=name,
                         showlegend=f"{name} {split}" not in shown,
                         hovertemplate=f"{name} (lr {lr:.3g}) {split}<br>epoch %{{x}}"
@@ -149,9 +146,9 @@ def time_vs_accuracy(report: Report) -> Any:
             name = str(record["optimizer"])
             std = record[f"{test}_std"]
             fig.add_trace(go.Scatter(
-                x=[record["train_s"]], y=[record[f"{test}_mean"] * _scale(test)],
+                x=[record["train_s"]], y=[record[f"{test}_mean"] * metric_scale(test)],
                 error_y={"type": "data", "array": [0.0 if pd.isna(std) else
-                                                   std * _scale(test)]},
+                                                   std * metric_scale(test)]},
                 mode="markers", name=name, legendgroup=name, showlegend=name not in shown,
                 hovertemplate=f"{name} (lr {record['best_lr']:.3g}, {record['seeds']} seed(s))"
                               f"<br>train %{{x:.3g}} s<br>{test} %{{y:.4g}}<extra></extra>",

@@ -23,6 +23,11 @@ def fmt_metric(value: float, metric: str) -> str:
     return f"{value:.4f}" if math.isfinite(value) else "∞"
 
 
+def metric_scale(metric: str) -> float:
+    """What a metric's values are multiplied by to be shown: accuracies in percent."""
+    return 100.0 if metric.endswith("acc") else 1.0
+
+
 def metric_header(metric: str) -> str:
     return f"{metric} %" if metric.endswith("acc") else metric
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cnnbench import analysis  # noqa: E402
+from cnnbench.render.numbers import metric_scale  # noqa: E402
 from cnnbench.render.report import Report  # noqa: E402
 from cnnbench.render.style import styles_by_name  # noqa: E402
 
@@ -25,11 +26,8 @@ LABELS = {"val_acc": "validation accuracy (%)", "val_loss": "validation loss",
           "test_acc": "test accuracy (%)", "test_loss": "test loss"}
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric.endswith("acc") else 1.0
-
-
-def _panels(count: int, *, width: float = 5.0, height: float = 3.8) -> tuple[Figure, list]:
+def panels(count: int, *, width: float = 5.0, height: float = 3.8) -> tuple[Figure, list]:
+    """A figure of `count` panels, at most 3 a row; the unused ones hidden."""
     columns = min(count, 3)
     rows = -(-count // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows),
@@ -57,8 +55,8 @@ def lr_sensitivity(report: Report) -> Figure:
     problems = curve[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
     styles = optimizer_styles(report)
-    fig, axes = _panels(len(problems))
-    scale = _scale(report.metric)
+    fig, axes = panels(len(problems))
+    scale = metric_scale(report.metric)
     for ax, problem in zip(axes, problems, strict=True):
         part = curve.merge(pd.DataFrame([problem]), on=list(problem)) if problem else curve
         part_best = report.best.merge(pd.DataFrame([problem]), on=list(problem)) if problem \
@@ -109,7 +107,7 @@ def learning_curves(report: Report, runs: pd.DataFrame, history: pd.DataFrame) -
     for axes, problem in zip(grid, problems, strict=True):
         part = curves.merge(pd.DataFrame([problem]), on=list(problem)) if problem else curves
         for ax, (x, kind, xlabel, ylabel) in zip(axes, panels, strict=True):
-            scale = _scale(kind)
+            scale = metric_scale(kind)
             for (optimizer, lr), group in part.groupby(["optimizer", "lr"], sort=True):
                 style = styles[optimizer]
                 for split, line in (("train", "-"), ("val", "--")):
@@ -137,9 +135,9 @@ def time_vs_accuracy(report: Report) -> Figure:
     problems = best[report.problem_keys].drop_duplicates().to_dict("records") if \
         report.problem_keys else [{}]
     styles = optimizer_styles(report)
-    fig, axes = _panels(len(problems), width=4.5)
+    fig, axes = panels(len(problems), width=4.5)
     test = report.test
-    scale = _scale(test)
+    scale = metric_scale(test)
     for ax, problem in zip(axes, problems, strict=True):
         part = best.merge(pd.DataFrame([problem]), on=list(problem)) if problem else best
         for row in part.to_dict("records"):
@@ -204,7 +202,7 @@ def write_figures(report: Report, runs: pd.DataFrame, history: pd.DataFrame,
 def grad_norm_depth(profile: pd.DataFrame, epochs: list[int]) -> Figure:
     """Gradient norm of each weight tensor against its depth (log y), a line per run, a panel
     per epoch (epoch 0: the first step's gradient, at initialisation)."""
-    fig, axes = _panels(len(epochs), width=6.0)
+    fig, axes = panels(len(epochs), width=6.0)
     styles = styles_by_name(profile["label"].unique().tolist())
     for ax, epoch in zip(axes, epochs, strict=True):
         part = profile[profile["epoch"] == epoch]
