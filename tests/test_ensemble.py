@@ -217,6 +217,12 @@ def test_run_suite_as_ensembles_writes_the_rows_a_sequential_run_writes(tmp_path
         (tmp_path / "ens" / "checkpoints").iterdir())
 
 
+def test_workers_group_their_shares_up_to_ensemble_max(tmp_path):
+    # 6 runs over 2 workers, 3 each: groups of at most 2 (the default size would take all 3)
+    runs, _ = _suite_results(tmp_path, execution="ensemble", ensemble_max=2, workers=2)
+    assert sorted(runs["ensemble_size"]) == [1, 1, 2, 2, 2, 2]
+
+
 class _OomAbove3(Ensemble):
     """An ensemble that runs out of memory with more than three members."""
 

@@ -28,7 +28,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     such run; with `workers` > 1, that many processes share the runs; `specs` narrows the suite
     to some of its runs (a shard); `execution` (default: the suite's) trains runs that differ
     only in lr, seed or hyper-parameter values as vectorized ensembles of up to `ensemble_max`
-    (with `workers`, each worker groups its own share, up to the default size)."""
+    (with `workers`, each worker groups its own share)."""
     out = Path(out) if out is not None else Path("results") / suite.name
     if execution is not None:  # as if the suite said so: workers read it from there
         suite = suite.model_copy(update={"execution": execution})
@@ -47,7 +47,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     todo = [s for s in specs if s.run_id not in done]
     if workers > 1 and len(todo) > 1:
         outcome = run_workers(suite, out, specs, todo, workers=workers, data_dir=data_dir,
-                              reporter=reporter, fail_fast=fail_fast)
+                              reporter=reporter, fail_fast=fail_fast, ensemble_max=ensemble_max)
     else:
         outcome = _run_here(suite, store, specs, todo, done, reporter=reporter,
                             data_dir=data_dir, fail_fast=fail_fast, ensemble_max=ensemble_max)

@@ -29,21 +29,23 @@ class _WorkerReporter(PlainReporter):
 
 
 def _worker(index: int, suite: Suite, out: Path, specs: list[RunSpec], device: str,
-            threads: int | None, data_dir: str | None, fail_fast: bool) -> None:
+            threads: int | None, data_dir: str | None, fail_fast: bool,
+            ensemble_max: int) -> None:
     """One worker process: run its share sequentially (`--rerun` already decided by the parent)."""
     if threads:
         torch.set_num_threads(threads)
     _, _, stopped = run_sequential(suite, ResultStore(out), specs, device=device,
                                    data_dir=data_dir, reporter=_WorkerReporter(index),
-                                   fail_fast=fail_fast, skipped=0)
+                                   fail_fast=fail_fast, skipped=0, ensemble_max=ensemble_max)
     raise SystemExit(signals.EXIT_INTERRUPTED if stopped else 0)
 
 
 def run_workers(suite: Suite, out: Path, specs: list[RunSpec], todo: list[RunSpec], *,
                  workers: int, data_dir: str | None, reporter: PlainReporter,
-                 fail_fast: bool) -> SuiteOutcome:
+                 fail_fast: bool, ensemble_max: int) -> SuiteOutcome:
     """Split `todo` round-robin over `workers` spawned processes (one GPU each on CUDA, round-
-    robin; on CPU the torch threads split between them) and wait; signals are forwarded."""
+    robin; on CPU the torch threads split between them) and wait; signals are forwarded. Each
+    worker trains its share in ensembles of up to `ensemble_max` where the suite asks for them."""
     device = resolve_device(suite.device)
     workers = min(workers, len(todo))
     devices, shared = worker_devices(
@@ -57,7 +59,7 @@ def run_workers(suite: Suite, out: Path, specs: list[RunSpec], todo: list[RunSpe
     context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=_worker, name=f"cnnbench-w{i + 1}",
                              args=(i + 1, suite, out, todo[i::workers], devices[i], threads,
-                                   data_dir, fail_fast))
+                                   data_dir, fail_fast, ensemble_max))
              for i in range(workers)]
     forwarded = False
     try:
