@@ -57,11 +57,18 @@ def expected_max(values: Sequence[float], ks: Sequence[int]) -> tuple[np.ndarray
     mean, variance = np.empty(len(ks)), np.empty(len(ks))
     cdf = np.ones(n + 1)
     rows = max(1, BLOCK_CELLS // (n + 1))
+    # evenly spaced ks (1, 2, … in every report): a block is the last block's cdf times one
+    # ladder share^s, share^2s, … share^(rows·s), computed once (numpy's running product along
+    # the rows was 0.1 s of 0.15 at 100 curves of 500 runs)
+    ladder = np.cumprod(np.repeat(powers, rows, axis=0), axis=0) if len(steps) == 1 else None
     for start in range(0, len(ks), rows):
         block = order[start:start + rows]
-        # cdf = share ** k, stepped up k by k as a running product (O(N) per k): one
-        # (k × N) block at a time, so memory stays bounded however many runs a group has
-        cdfs = np.cumprod(np.vstack([cdf, powers[step_of[start:start + rows]]]), axis=0)[1:]
+        # cdf = share ** k, stepped up k by k (O(N) per k): one (k × N) block at a time, so
+        # memory stays bounded however many runs a group has
+        if ladder is not None:
+            cdfs = cdf * ladder[:len(block)]
+        else:
+            cdfs = np.cumprod(np.vstack([cdf, powers[step_of[start:start + rows]]]), axis=0)[1:]
         cdf = cdfs[-1]
         if finite:
             below = cdfs[:, 1:n] @ rises

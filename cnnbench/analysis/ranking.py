@@ -34,6 +34,8 @@ def resampled_means(counts: np.ndarray, values: np.ndarray, present: np.ndarray,
     each seed was drawn); a drawn non-finite value makes the mean `worst`; NaN where no drawn
     seed has a value."""
     finite = present & np.isfinite(values)
+    if finite.all():  # a full grid of finite values: one product; the seeds drawn weigh n
+        return counts @ values.T / counts.sum(axis=1, keepdims=True)
     total = counts @ np.where(finite, values, 0.0).T
     weight = counts @ present.T
     infinite = counts @ (present & ~finite).T > 0
