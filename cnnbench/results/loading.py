@@ -183,7 +183,8 @@ def read_rows(root: Path, table: str, types: dict[str, pa.DataType], runs: pa.Ta
     first = np.full(len(wanted), len(tables))
     np.minimum.at(first, run[keep], source[keep])  # a run's rows come from one file only
     keep[keep] = source[keep] == first[run[keep]]
-    return RowsScan(rows.filter(pa.array(keep)), damaged, settled)
+    # every row kept (a compacted folder): no copy, a tenth of a load in a fresh process
+    return RowsScan(rows if keep.all() else rows.filter(pa.array(keep)), damaged, settled)
 
 
 def warn_damaged(damaged: list[tuple[Path, str]]) -> None:
