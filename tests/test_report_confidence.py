@@ -48,6 +48,16 @@ def test_table_shows_paired_budget_and_p_best_each_with_the_protocol(five):
     assert "note:" not in out  # five seeds: nothing to warn about
 
 
+def test_a_name_with_brackets_is_shown_as_written(tmp_path):
+    # "[w]" would be read as a style by rich's markup and vanish from the confidence tables
+    rows = [{**row, "optimizer": row["optimizer"].replace("adam", "adam[w]"),
+             "run_id": row["run_id"].replace("adam", "adamw")} for row in _rows(3)]
+    out = _invoke("report", str(rf.write(tmp_path, rf.runs(*rows))))
+    tables = out[out.index("paired differences per seed"):]
+    assert "adam[w] better" in tables
+    assert tables.count("adam[w]") >= 4  # paired (best and verdict), budget, P(best)
+
+
 def test_markdown_json_and_csv_sections(five):
     out = _invoke("report", five, "--format", "markdown")
     assert "| mlp | adam | sgd | 0.01 / 0.1 | 5 | +5.00 pt |" in out
