@@ -17,6 +17,7 @@ from rich.text import Text
 
 from cnnbench.analysis import Confidence
 from cnnbench.errors import CnnbenchError
+from cnnbench.render.fitting import fitted
 from cnnbench.render.numbers import DASH, fmt_metric, metric_header
 from cnnbench.render.numbers import missing as _missing
 from cnnbench.render.text import markdown_table, records
@@ -172,7 +173,7 @@ def print_confidence(report: Report, console: Console) -> None:
                 *report.problem_keys, *TEXT_COLUMNS, "optimizer") else "right")
         for cells in rows:
             table.add_row(*map(Text, cells))  # plain text: a name may hold "[", not markup
-        console.print(table)
+        console.print(fitted(table, console))
         console.print(protocol, highlight=False, style="dim")
         if title.startswith("expected best"):
             # one print: a print per line took 0.05 s at 430 crossings

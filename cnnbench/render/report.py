@@ -16,6 +16,7 @@ from rich.text import Text
 from cnnbench import analysis
 from cnnbench.errors import CnnbenchError
 from cnnbench.render import confidence
+from cnnbench.render.fitting import fitted
 from cnnbench.render.numbers import (
     DASH,
     fmt_bytes,
@@ -198,7 +199,7 @@ def print_report(report: Report, console: Console) -> None:
     choice, costs = report.parts(rows)
     titles, starts = _titles(report), _problem_changes(report)
     for title, columns in zip(titles, (choice, costs), strict=True):
-        console.print(_table(report, title, columns, rows, starts))
+        console.print(fitted(_table(report, title, columns, rows, starts), console))
         console.print(confidence.protocol_line(report), highlight=False, style="dim")
     if line := report.rank_line():
         console.print(line, highlight=False)
