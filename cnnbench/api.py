@@ -252,7 +252,7 @@ def grad_norms(results: Path, epochs: list[int] | None
 
 
 def compact_results(results: Path) -> Compaction:
-    """Fold a results folder's per-run files into one consolidated file per table."""
+    """Fold a results folder's parts into one consolidated file per table."""
     from cnnbench.results.compaction import compact
 
     return compact(results)

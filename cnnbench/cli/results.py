@@ -133,7 +133,7 @@ def grad_norms(
 
 @app.command()
 def compact(results_dir: ResultsArg) -> None:
-    """Fold a results folder's per-run files into one file per table (safe while shards write)."""
+    """Fold a results folder's parts into one file per table (safe while shards write)."""
     done = api.compact_results(results_dir)
     console.print(f"{results_dir}: {done.runs} run(s) in one file; {done.removed} file(s) "
                   "folded and removed", highlight=False, soft_wrap=True)
