@@ -155,12 +155,17 @@ class Broken(NanNet):
 """
 
 
-def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_path,
-                                                             monkeypatch):
+def _run_bad_model(write_suite, tmp_path, monkeypatch, name: str):
+    """`cnnbench run` of a `start: auto` suite whose model is BAD_MODELS' `name`."""
     (tmp_path / "auto_bad_models.py").write_text(BAD_MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    path = _path(write_suite, matrix={"model": ["auto_bad_models:NanNet"]})
-    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    path = _path(write_suite, matrix={"model": [f"auto_bad_models:{name}"]})
+    return runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+
+
+def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_path,
+                                                             monkeypatch):
+    result = _run_bad_model(write_suite, tmp_path, monkeypatch, "NanNet")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "range test: the loss was not finite at the first step" in text
@@ -171,10 +176,7 @@ def test_a_range_test_without_a_finite_loss_stops_its_group(write_suite, tmp_pat
 
 def test_a_range_test_that_crashes_is_one_message_and_records_nothing(write_suite, tmp_path,
                                                                       monkeypatch):
-    (tmp_path / "auto_bad_models.py").write_text(BAD_MODELS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    path = _path(write_suite, matrix={"model": ["auto_bad_models:Broken"]})
-    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    result = _run_bad_model(write_suite, tmp_path, monkeypatch, "Broken")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "RuntimeError: shapes do not match" in result.output
     assert read_starts(tmp_path / "out") == {}  # fixed, a re-run tests it again
