@@ -274,3 +274,18 @@ def test_status_of_a_submitted_suite_counts_recorded_run_ids_without_torch(tmp_p
     assert recorded.counts["1/2"]["done"] == len(ids[0])
     assert recorded.counts["2/2"]["pending"] == len(ids[1])
     assert "torch" not in _imports("status", str(out))
+
+
+def test_every_choice_survives_the_enum_conversion_of_typer_before_0_29():
+    """typer < 0.29 runs its own enum converter on what a `parser=` returns, looking the member
+    up by `str(member)`: with str() the enum's repr, every choice arrived as None there (and
+    `--execution ensemble` silently trained sequentially on a GPU machine with typer 0.27.2)."""
+    from cnnbench.cli import options, results, suites
+
+    kinds = [options.Format, options.ListFormat, options.Precision, options.At, options.Listing,
+             results.Section, suites.ExecutionChoice]
+    for kind in kinds:
+        by_str = {str(member.value): member for member in kind}  # typer 0.12–0.28's converter
+        for member in kind:
+            assert by_str[str(member)] is member
+            assert options.choice(kind, "x")(str(member.value)) is member

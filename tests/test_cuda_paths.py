@@ -267,12 +267,13 @@ def test_compile_time_is_outside_train_s_and_samples_per_s(data, graphs):
 
 
 def test_workers_round_robin_over_gpus_and_warn_when_they_share():
-    assert worker_devices(2, torch.device("cuda"), 2) == (["cuda:0", "cuda:1"], None)
-    devices, warning = worker_devices(3, torch.device("cuda"), 2)
+    cuda0 = torch.device("cuda:0")
+    assert worker_devices(2, cuda0, 2, spread=True) == (["cuda:0", "cuda:1"], None)
+    devices, warning = worker_devices(3, cuda0, 2, spread=True)
     assert devices == ["cuda:0", "cuda:1", "cuda:0"] and "3 workers share 2 GPU(s)" in warning
-    devices, warning = worker_devices(2, torch.device("cuda:1"), 4)
+    devices, warning = worker_devices(2, torch.device("cuda:1"), 4, spread=False)
     assert devices == ["cuda:1", "cuda:1"] and "share 1 GPU" in warning
-    assert worker_devices(3, torch.device("cpu"), 0) == (["cpu"] * 3, None)
+    assert worker_devices(3, torch.device("cpu"), 0, spread=False) == (["cpu"] * 3, None)
 
 
 # ─── 11. the peak table ───────────────────────────────────────────────────────────────────────

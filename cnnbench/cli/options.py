@@ -26,10 +26,21 @@ console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 T = TypeVar("T")
-E = TypeVar("E", bound=enum.Enum)
 
 
-class Format(str, enum.Enum):
+class Choice(str, enum.Enum):
+    """A choice option's values. `str()` is the value: typer before 0.29 converts what the option's
+    click type returns with `str(value)`, and `'Precision.bf16'` made every choice arrive as None
+    there (typer issue #223) — `--execution ensemble` then silently trained sequentially."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+C = TypeVar("C", bound=Choice)
+
+
+class Format(Choice):
     """How a report or listing is written: a rich table, text for other tools, or (report only)
     one self-contained HTML page."""
 
@@ -40,7 +51,7 @@ class Format(str, enum.Enum):
     html = "html"
 
 
-class ListFormat(str, enum.Enum):
+class ListFormat(Choice):
     """How a listing (list, plan, status) is written: a rich table, or its rows for other
     tools."""
 
@@ -49,38 +60,45 @@ class ListFormat(str, enum.Enum):
     json = "json"
 
 
-Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
+Precision = Choice("Precision", {p: p for p in PRECISIONS})
 
 
-class At(str, enum.Enum):
+class At(Choice):
     """Which evaluation of a run counts: its last, or its best validation epoch."""
 
     final = "final"
     best = "best"
 
 
-class Listing(str, enum.Enum):
+class Listing(Choice):
     suites = "suites"
     models = "models"
     optimizers = "optimizers"
     datasets = "datasets"
 
 
-def choice(kind: type[E], noun: str) -> Callable[[str], E]:
-    """A parser for an enum option: a bad value gets 'unknown NOUN …; choose one of: …'."""
-    def parse(value: str | E) -> E:
+def choice(kind: type[C], noun: str) -> Callable[[str], C]:
+    """A parser for a choice option: a bad value gets 'unknown NOUN …; choose one of: …' (exit
+    2). typer's `click_type` is gone in 0.29 and `parser` is in every release the range allows;
+    `Choice.__str__` is what keeps the parsed member intact on the older ones."""
+    def parse(value: str | C) -> C:
         try:
             return kind(value)
         except ValueError:
-            valid = ", ".join(str(member.value) for member in kind)
-            raise typer.BadParameter(f"unknown {noun} {value!r}; choose one of: {valid}"
+            valid = ", ".join(str(member) for member in kind)
+            raise typer.BadParameter(f"unknown {noun} {str(value)!r}; choose one of: {valid}"
                                      ) from None
     return parse
 
 
-def choice_option(kind: type[enum.Enum], noun: str, *names: str, help: str):
-    metavar = "|".join(str(member.value) for member in kind)
+def choice_option(kind: type[Choice], noun: str, *names: str, help: str):
+    metavar = "|".join(str(member) for member in kind)
     return typer.Option(*names, parser=choice(kind, noun), metavar=metavar, help=help)
+
+
+def choice_argument(kind: type[Choice], noun: str):
+    metavar = "|".join(str(member) for member in kind)
+    return typer.Argument(parser=choice(kind, noun), metavar=metavar)
 
 
 def parse_list(text: str | None, convert: Callable[[str], T], option: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from cnnbench import api
 from cnnbench.cli.app import app
 from cnnbench.cli.options import (
     At,
+    Choice,
     Format,
     FormatOpt,
     PlotsOpt,
@@ -35,7 +35,7 @@ def _target(text: str | None) -> tuple[str, float] | None:
             f"--target must read METRIC=VALUE, e.g. val_acc=0.97, not {text!r}") from None
 
 
-class Section(str, enum.Enum):
+class Section(Choice):
     """The one table `report --format csv` writes."""
 
     best = "best"

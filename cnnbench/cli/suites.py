@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from cnnbench import api
 from cnnbench.choices import EXECUTIONS
 from cnnbench.cli.app import EXIT_RUN_FAILED, app
 from cnnbench.cli.options import (
+    Choice,
     DataDirOpt,
     DeviceOpt,
     ListFormat,
@@ -30,7 +30,7 @@ from cnnbench.cli.options import (
     print_written,
 )
 
-ExecutionChoice = enum.Enum("ExecutionChoice", {e: e for e in EXECUTIONS}, type=str)
+ExecutionChoice = Choice("ExecutionChoice", {e: e for e in EXECUTIONS})
 
 
 def _load(suite_file: Path, overrides: list[str] | None, device: str | None = None):

@@ -16,7 +16,7 @@ from cnnbench.cli.options import (
     ListFormatOpt,
     Listing,
     Precision,
-    choice,
+    choice_argument,
     choice_option,
     console,
     err_console,
@@ -27,8 +27,7 @@ from cnnbench.errors import CnnbenchError
 
 @app.command("list")
 def list_(
-    what: Annotated[Listing, typer.Argument(parser=choice(Listing, "listing"),
-                                            metavar="suites|models|optimizers|datasets")],
+    what: Annotated[Listing, choice_argument(Listing, "listing")],
     dataset: Annotated[str | None, typer.Option(
         help="models: also show parameters and FLOPs at this dataset's input")] = None,
     input_: Annotated[str | None, typer.Option(
@@ -85,7 +84,7 @@ def profile(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     precision: Annotated[Precision, choice_option(
         Precision, "precision", "--precision",
-        help="fp32 | bf16 | fp16 (autocast) | fp64")] = "fp32",
+        help="fp32 | bf16 | fp16 (autocast) | fp64")] = Precision.fp32,
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
     warmup: Annotated[int, typer.Option(min=0, help="untimed steps per phase")] = 5,

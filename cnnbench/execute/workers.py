@@ -14,7 +14,7 @@ from cnnbench.results.schema import SuiteOutcome
 from cnnbench.results.store import ResultStore
 from cnnbench.suite import RunSpec, Suite
 from cnnbench.train import signals
-from cnnbench.train.devices import resolve_device, worker_devices
+from cnnbench.train.devices import resolve_device, spreads_over_gpus, worker_devices
 
 
 class _WorkerReporter(PlainReporter):
@@ -49,7 +49,8 @@ def run_workers(suite: Suite, out: Path, specs: list[RunSpec], todo: list[RunSpe
     device = resolve_device(suite.device)
     workers = min(workers, len(todo))
     devices, shared = worker_devices(
-        workers, device, torch.cuda.device_count() if device.type == "cuda" else 0)
+        workers, device, torch.cuda.device_count() if device.type == "cuda" else 0,
+        spread=spreads_over_gpus(suite.device))
     threads = max(1, torch.get_num_threads() // workers) if device.type == "cpu" else None
     reporter.start(len(todo), len(specs) - len(todo))
     reporter.log(f"{workers} worker processes" + (f", {threads} torch thread(s) each"
