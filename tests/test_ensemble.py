@@ -20,19 +20,8 @@ from cnnbench.train import trainer as trainer_module
 from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.engine import train
 from cnnbench.train.ensemble import Ensemble
+from tests.helpers.ensembles import SUITE, assert_same_history
 
-# 32 training images of 8×8 in batches of 16: 2 steps an epoch, 4 in all
-SUITE = {
-    "name": "ens",
-    "dataset": {"name": "synthetic", "channels": 1, "image_size": 8, "num_classes": 3,
-                "train_size": 40, "test_size": 8, "val_size": 8},
-    "train": {"epochs": 2, "batch_size": 16, "schedule": {"name": "cosine"},
-              "precision": "fp64"},
-    "seeds": 1,
-    "device": "cpu",
-    "probes": [],
-    "matrix": {"model": ["mlp"], "optimizer": ["sgd"], "lr": [0.05]},
-}
 # one member per optimizer, each at its own lr and seed
 MEMBERS = [("sgd", {}, 0.05, 0), ("sgd", {"label": "momentum", "momentum": 0.9}, 0.02, 1),
            ("adam", {}, 0.003, 0), ("qhadam", {}, 0.002, 1)]
@@ -73,21 +62,6 @@ def _ensemble(specs, data, **kwargs):
     return results
 
 
-def _assert_same_history(seq, ens, tol):
-    assert [r["epoch"] for r in seq] == [r["epoch"] for r in ens]
-    for a, b in zip(seq, ens):
-        assert a.keys() == b.keys()
-        for key in a:
-            if key == "elapsed_s":  # a time: the ensemble's share, not the run's own
-                continue
-            if isinstance(a[key], float) and math.isnan(a[key]):
-                assert math.isnan(b[key]), key
-            elif isinstance(a[key], float):
-                assert b[key] == pytest.approx(a[key], rel=tol, abs=tol), (key, a["epoch"])
-            else:
-                assert a[key] == b[key], key
-
-
 @pytest.mark.parametrize("model", ["mlp", "lenet5", "resnet20"])
 def test_fp64_ensemble_equals_sequential_runs(model, data):
     specs = _specs(model)
@@ -97,7 +71,7 @@ def test_fp64_ensemble_equals_sequential_runs(model, data):
         result = ens[spec.run_id]
         assert result.outcome.status == seq.outcome.status == "ok"
         assert (result.outcome.steps, result.outcome.samples) == (4, 64)
-        _assert_same_history(seq.history, result.history, 1e-9)
+        assert_same_history(seq.history, result.history, 1e-9)
         assert result.outcome.optimizer_hparams == seq.outcome.optimizer_hparams
 
 
@@ -105,7 +79,7 @@ def test_fp32_first_steps_agree(data):
     specs = _specs("resnet20", MEMBERS[:2], precision=None, epochs=1)
     ens = _ensemble(specs, data)
     for spec in specs:
-        _assert_same_history(train(spec, data).history, ens[spec.run_id].history, 1e-5)
+        assert_same_history(train(spec, data).history, ens[spec.run_id].history, 1e-5)
 
 
 def test_dropout_members_train_and_start_where_their_sequential_runs_start():
@@ -118,7 +92,7 @@ def test_dropout_members_train_and_start_where_their_sequential_runs_start():
     for spec in specs:
         result = ens[spec.run_id]
         assert result.outcome.status == "ok" and math.isfinite(result.outcome.train_loss)
-        _assert_same_history(train(spec, data16).history[:1], result.history[:1], 1e-9)
+        assert_same_history(train(spec, data16).history[:1], result.history[:1], 1e-9)
 
 
 @pytest.mark.parametrize("interval", [1, 1000])
@@ -137,7 +111,7 @@ def test_a_diverging_member_is_frozen_and_the_others_go_on(data, monkeypatch, in
         assert result.outcome.status == seq.outcome.status
         assert result.outcome.message == seq.outcome.message
         assert result.outcome.steps == seq.outcome.steps
-        _assert_same_history(seq.history, result.history, 1e-9)
+        assert_same_history(seq.history, result.history, 1e-9)
     assert order == ["ok", "diverged", "ok"]
     message = ens[specs[1].run_id].outcome.message
     assert ("epoch's mean" in message) == (interval == 1000), message
@@ -163,7 +137,7 @@ def test_members_resume_from_their_own_checkpoints(data, tmp_path):
         result = ens[spec.run_id]
         assert result.outcome.status == "ok"
         assert result.outcome.resumed_from_epoch == (None if spec is specs[0] else 1)
-        _assert_same_history(train(spec, data).history, result.history, 1e-9)
+        assert_same_history(train(spec, data).history, result.history, 1e-9)
 
 
 def test_grouping_keeps_runs_that_differ_only_in_lr_seed_or_hyperparameters():
@@ -275,5 +249,5 @@ def test_cuda_fp64_ensemble_equals_sequential_runs():
     specs = _specs("resnet20", MEMBERS[:2])
     ens = _ensemble(specs, data)
     for spec in specs:
-        _assert_same_history(train(spec, data).history, ens[spec.run_id].history, 1e-9)
+        assert_same_history(train(spec, data).history, ens[spec.run_id].history, 1e-9)
     assert grouping.members_that_fit(specs * 4, data, 8) >= 1

@@ -69,8 +69,9 @@ def run(
         help="sequential | ensemble | auto: train runs that differ only in lr, seed or "
              "hyper-parameter values as one vectorized ensemble (auto: on CUDA only); "
              "overrides the suite's `execution`")] = None,
-    ensemble_max: Annotated[int, typer.Option(
-        min=1, help="most runs in one ensemble (fewer where the GPU's memory holds fewer)")] = 16,
+    ensemble_max: Annotated[int | None, typer.Option(
+        min=1, help="most runs in one ensemble (default: as many as the GPU's memory holds, "
+                    "measured by a dry step; 16 on a CPU)")] = None,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.render.tables import plan_rows, plan_table

@@ -129,6 +129,22 @@ class DeviceData:
                 x = augment_batch(x, self.augment, generator)
             yield self.normalize(x), self.train.y[idx]
 
+    def stacked_train_batches(self, batch_size: int, generators: list[torch.Generator]
+                              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of `train_batches` for several runs at once, run k drawing from
+        `generators[k]` exactly as it would alone: `[K, B, …]` images and `[K, B]` labels per
+        step, gathered in one indexing (augmentation, when on, draws run by run)."""
+        n = len(self.train)
+        orders = torch.stack([torch.randperm(n, generator=g, device=g.device)
+                              for g in generators])
+        for start in range(0, n, batch_size):
+            idx = orders[:, start:start + batch_size]
+            x = self.train.x[idx]
+            if self.augment:
+                x = torch.stack([augment_batch(x[k], self.augment, g)
+                                 for k, g in enumerate(generators)])
+            yield self.normalize(x), self.train.y[idx]
+
     def eval_batches(self, split: Split, batch_size: int
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(split), batch_size):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 from collections.abc import Callable
 
 import torch
@@ -28,6 +29,14 @@ FREE_FRACTION = 0.8  # of the device memory free before the dry run: headroom fo
 # what a run of an ensemble may differ in from the others; everything else (model and its
 # options, optimizer class, dataset, batch size, epochs, schedule, device, probes) must be equal
 MEMBER_KEYS = ("optimizer", "hparams", "lr", "seed", "run_id")
+
+
+def ensemble_limit(ensemble_max: int | None, device: torch.device) -> int:
+    """The most runs in one ensemble: `--ensemble-max` when given; else on CUDA no fixed cap (the
+    memory probe of `members_that_fit` sizes each ensemble), elsewhere DEFAULT_MAX_SIZE."""
+    if ensemble_max is not None:
+        return ensemble_max
+    return sys.maxsize if device.type == "cuda" else DEFAULT_MAX_SIZE
 
 
 def resolve_execution(execution: Execution, device: torch.device) -> str:

@@ -14,8 +14,8 @@ from cnnbench.data import DeviceData, load_dataset, resolve_augment
 from cnnbench.errors import CnnbenchError
 from cnnbench.execute.environment import environment
 from cnnbench.execute.grouping import (
-    DEFAULT_MAX_SIZE,
     Execution,
+    ensemble_limit,
     plan_groups,
     resolve_execution,
     run_group,
@@ -53,7 +53,7 @@ def preflight(specs: list[RunSpec], data: DeviceData) -> None:
 def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, device: str | None,
                    data_dir: str | None, reporter: PlainReporter, fail_fast: bool,
                    skipped: int, execution: Execution | None = None,
-                   ensemble_max: int = DEFAULT_MAX_SIZE) -> tuple[int, dict[str, int], str | None]:
+                   ensemble_max: int | None = None) -> tuple[int, dict[str, int], str | None]:
     """Train `todo` in order, one by one or (`execution`, default the suite's) in ensembles of
     up to `ensemble_max` runs; returns how many ran, their statuses and the stop signal's name
     (None when the list ran to its end or stopped for --fail-fast)."""
@@ -63,7 +63,8 @@ def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, dev
     preflight(todo, data)
     env = environment(device)
     ensemble = resolve_execution(execution or suite.execution, device) == "ensemble"
-    groups = plan_groups(todo, max_size=ensemble_max) if ensemble else [[s] for s in todo]
+    limit = ensemble_limit(ensemble_max, device)
+    groups = plan_groups(todo, max_size=limit) if ensemble else [[s] for s in todo]
     reporter.start(len(todo), skipped)
     ran, statuses, failed = 0, {}, []
 
@@ -98,7 +99,7 @@ def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, dev
                     run_group(group, data, run_one=run_one, on_done=write,
                               checkpoint=lambda run_id: Checkpoint(store.checkpoint_path(run_id),
                                                                    run_id),
-                              on_epoch=reporter.epoch, log=reporter.log, max_size=ensemble_max)
+                              on_epoch=reporter.epoch, log=reporter.log, max_size=limit)
                 if fail_fast and failed:
                     reporter.log(f"--fail-fast: stopping after {failed[0]}")
                     break

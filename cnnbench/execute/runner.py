@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.execute.grouping import DEFAULT_MAX_SIZE, Execution
+from cnnbench.execute.grouping import Execution
 from cnnbench.execute.local import run_sequential
 from cnnbench.execute.progress import PlainReporter
 from cnnbench.execute.workers import run_workers
@@ -20,7 +20,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
               reporter: PlainReporter | None = None, fail_fast: bool = False,
               workers: int = 1, specs: list[RunSpec] | None = None,
               execution: Execution | None = None,
-              ensemble_max: int = DEFAULT_MAX_SIZE) -> SuiteOutcome:
+              ensemble_max: int | None = None) -> SuiteOutcome:
     """Run every run of the suite (or `specs`) not already in `out`; write one file per run.
 
     An unfinished run resumes from its last per-epoch checkpoint. With `rerun_failed`, runs that
@@ -28,7 +28,8 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     such run; with `workers` > 1, that many processes share the runs; `specs` narrows the suite
     to some of its runs (a shard); `execution` (default: the suite's) trains runs that differ
     only in lr, seed or hyper-parameter values as vectorized ensembles of up to `ensemble_max`
-    (with `workers`, each worker groups its own share)."""
+    (default: as many as the GPU's memory holds; 16 on a CPU; with `workers`, each worker groups
+    its own share)."""
     out = Path(out) if out is not None else Path("results") / suite.name
     if execution is not None:  # as if the suite said so: workers read it from there
         suite = suite.model_copy(update={"execution": execution})
@@ -60,7 +61,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
 
 def _run_here(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list[RunSpec],
               done: dict[str, str], *, reporter: PlainReporter, data_dir: str | None,
-              fail_fast: bool, ensemble_max: int) -> SuiteOutcome:
+              fail_fast: bool, ensemble_max: int | None) -> SuiteOutcome:
     """Train `todo` in this process, one run or one ensemble after another."""
     skipped = len(specs) - len(todo)
     statuses: dict[str, int] = {}

@@ -30,7 +30,7 @@ class _WorkerReporter(PlainReporter):
 
 def _worker(index: int, suite: Suite, out: Path, specs: list[RunSpec], device: str,
             threads: int | None, data_dir: str | None, fail_fast: bool,
-            ensemble_max: int) -> None:
+            ensemble_max: int | None) -> None:
     """One worker process: run its share sequentially (`--rerun` already decided by the parent)."""
     if threads:
         torch.set_num_threads(threads)
@@ -42,7 +42,7 @@ def _worker(index: int, suite: Suite, out: Path, specs: list[RunSpec], device: s
 
 def run_workers(suite: Suite, out: Path, specs: list[RunSpec], todo: list[RunSpec], *,
                  workers: int, data_dir: str | None, reporter: PlainReporter,
-                 fail_fast: bool, ensemble_max: int) -> SuiteOutcome:
+                 fail_fast: bool, ensemble_max: int | None) -> SuiteOutcome:
     """Split `todo` round-robin over `workers` spawned processes (one GPU each on CUDA, round-
     robin; on CPU the torch threads split between them) and wait; signals are forwarded. Each
     worker trains its share in ensembles of up to `ensemble_max` where the suite asks for them."""

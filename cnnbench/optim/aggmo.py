@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from cnnbench.optim.fused import FusedRule, Rows, coupled_decay, fused
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
 from cnnbench.optim.update import closure_loss, coupled_gradient
 
@@ -52,3 +53,27 @@ def aggmo() -> OptimizerDef:
     return OptimizerDef(AggMo, {"lr": 0.01, "betas": (0.0, 0.9, 0.99)},
                         "aggregated momentum, the paper's β=(0, 0.9, 0.99)",
                         "cnnbench (Lucas et al., ICLR 2019)")
+
+
+# ─── the same update for the stacked members of an ensemble (optim/fused.py) ──────────────────
+
+
+def _aggmo(rows: Rows) -> None:
+    velocities = rows.state["velocities"]  # [S, B, N]
+    rows.counters["step"] += 1
+    g = coupled_decay(rows)
+    velocities.mul_(rows.coef(rows.hp["betas"]).unsqueeze(-1)).sub_(g.unsqueeze(1))
+    count = velocities.shape[1]
+    rows.p.add_(velocities.sum(1) * rows.coef(rows.hp["lr"] / count))
+
+
+@fused(AggMo)
+def _aggmo_rule() -> FusedRule:
+    return FusedRule(
+        _aggmo,
+        lambda group: {"lr": group["lr"], "weight_decay": group["weight_decay"],
+                       "betas": tuple(group["betas"])},
+        lambda group: ("velocities",),
+        lambda group: (("betas", len(group["betas"])),),
+        counters={"step": (lambda state: 1.0 if "velocities" in state else 0.0, None)},
+        velocity_count=lambda group: len(group["betas"]))

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from cnnbench.optim.fused import FusedRule, Rows, betas, coupled_decay, fused
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
 from cnnbench.optim.update import closure_loss, coupled_gradient
 
@@ -100,3 +101,49 @@ def qhm() -> OptimizerDef:
 def qhadam() -> OptimizerDef:
     return OptimizerDef(QHAdam, {"lr": 1e-3, "betas": (0.995, 0.999), "nus": (0.7, 1.0)},
                         "quasi-hyperbolic Adam, the paper's ν=(0.7, 1), β=(0.995, 0.999)", PAPER)
+
+
+# ─── the same updates for the stacked members of an ensemble (optim/fused.py) ──────────────────
+
+
+def _qhm(rows: Rows) -> None:
+    hp = rows.hp
+    rows.counters["step"] += 1
+    g = coupled_decay(rows)
+    buf = rows.state["momentum_buffer"]
+    buf.mul_(rows.coef(hp["momentum"])).add_(g * rows.coef(1 - hp["momentum"]))
+    rows.p.add_(g * rows.coef(-hp["lr"] * (1 - hp["nu"]))).add_(
+        buf * rows.coef(-hp["lr"] * hp["nu"]))
+
+
+@fused(QHM)
+def _qhm_rule() -> FusedRule:
+    # QHM's state holds no step: a run has started once its buffer exists
+    return FusedRule(
+        _qhm,
+        lambda group: {k: group[k] for k in ("lr", "momentum", "nu", "weight_decay")},
+        lambda group: ("momentum_buffer",),
+        counters={"step": (lambda state: 1.0 if "momentum_buffer" in state else 0.0, None)})
+
+
+def _qhadam(rows: Rows) -> None:
+    hp, t = rows.hp, rows.counters["step"]
+    t += 1
+    g = coupled_decay(rows)
+    exp_avg, exp_avg_sq = rows.state["exp_avg"], rows.state["exp_avg_sq"]
+    exp_avg.mul_(rows.coef(hp["beta1"])).add_(g * rows.coef(1 - hp["beta1"]))
+    exp_avg_sq.mul_(rows.coef(hp["beta2"])).addcmul_(g, g * rows.coef(1 - hp["beta2"]))
+    numerator = torch.lerp(g, exp_avg / rows.coef(1 - hp["beta1"] ** t), rows.coef(hp["nu1"]))
+    second = torch.lerp(g * g, exp_avg_sq / rows.coef(1 - hp["beta2"] ** t),
+                        rows.coef(hp["nu2"]))
+    rows.p.addcdiv_(numerator * rows.coef(-hp["lr"]), second.sqrt_().add_(rows.coef(hp["eps"])))
+
+
+@fused(QHAdam)
+def _qhadam_rule() -> FusedRule:
+    return FusedRule(
+        _qhadam,
+        lambda group: {**betas(group), "nu1": group["nus"][0], "nu2": group["nus"][1],
+                       **{k: group[k] for k in ("lr", "eps", "weight_decay")}},
+        lambda group: ("exp_avg", "exp_avg_sq"),
+        counters={"step": (lambda state: float(state.get("step", 0)), int)})

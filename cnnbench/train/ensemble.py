@@ -3,15 +3,16 @@
 The members differ only in lr, seed or optimizer hyper-parameter values (execute/grouping.py
 decides who trains together). Each member is a plain `Trainer` — its own model, optimizer,
 schedule, data-order generator and counters — so that its checkpoint, history and result row
-are exactly what it would have had alone. Only the forward and backward passes are shared:
+are exactly what it would have had alone. What the members share is stacked (train/stacking.py):
 
-- each step stacks the members' parameters (`torch.stack`, so gradients flow back to each
-  member's own tensors) and runs `functional_call` under `vmap`, every member on its own batch
-  (in_dims 0). `torch.func.stack_module_state` is not used for the parameters: it makes new
-  leaves, and the members' stock optimizers would no longer see their gradients;
+- their parameters live as the rows of one tensor that every member's module holds views of;
+  each step runs `functional_call` under `vmap` over them, every member on its own batch (one
+  gather of all the members' batches from their own shuffled orders);
+- one optimizer update steps every member whose optimizer class has a fused rule
+  (optim/fused.py), with per-member hyper-parameters as tensors; a user's optimizer steps each
+  of its members on its own. So a step's operations do not grow with the members;
 - BatchNorm running statistics live in one stacked tensor per buffer that BatchNorm updates in
-  place under `vmap`; the members' modules hold views of it;
-- then every member's own optimizer and schedule step, so any `torch.optim` optimizer works.
+  place under `vmap`; the members' modules hold views of it.
 
 Without dropout a member's numbers equal its sequential run's up to rounding (1e-12 in fp64);
 dropout draws with `randomness="different"`, equal in distribution only. A member that diverges
@@ -40,6 +41,7 @@ from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.engine import RunResult, TimedOut, build_outcome, resume_trainer, time_limit
 from cnnbench.train.precision import autocast
 from cnnbench.train.probes import MemoryProbe, NullTimer, StepTimer
+from cnnbench.train.stacking import StackedOptimizers, StackedParams, stack_order
 from cnnbench.train.trainer import Diverged, Trainer, loss_fn
 
 MemberDone = Callable[[RunSpec, RunResult], None]
@@ -79,7 +81,7 @@ class Member:
     checkpoint: Checkpoint | None
     started: float  # the run's start time (an earlier session's, when resumed)
     earlier_wall_s: float  # wall time of earlier sessions
-    params: list[torch.Tensor]
+    row: int = 0  # its row in the stacked parameters and optimizer state
     done: bool = False
 
     @property
@@ -100,23 +102,31 @@ class Ensemble:
                  checkpoints: list[Checkpoint | None] | None = None, log=None) -> None:
         self.data, self.device, self.size = data, data.device, len(specs)
         checkpoints = checkpoints or [None] * len(specs)
-        self.members: list[Member] = []
+        members: list[Member] = []
         for spec, checkpoint in zip(specs, checkpoints):
             trainer, resumed = resume_trainer(spec, data, checkpoint, log)
-            self.members.append(Member(
+            members.append(Member(
                 spec, trainer, list(resumed["history"]) if resumed else [], resumed, checkpoint,
                 resumed["start_time"] if resumed else time.time(),
-                resumed["wall_s"] if resumed else 0.0,
-                [p for _, p in trainer.model.named_parameters()]))
+                resumed["wall_s"] if resumed else 0.0))
+        # members that share a fused optimizer update sit in adjacent rows
+        self.members = [members[i] for i in stack_order([m.trainer.optimizer for m in members])]
+        for row, member in enumerate(self.members):
+            member.row = row
         first = self.members[0]
         self.spec, self.precision, self.dtype = first.spec, first.trainer.precision, \
             first.trainer.dtype
         # the module `functional_call` runs: the architecture only, its tensors on meta
         self.base = copy.deepcopy(first.trainer.model).to("meta")
+        self.params = StackedParams([m.trainer.model for m in self.members])
+        self.optimizers = StackedOptimizers([m.trainer.optimizer for m in self.members],
+                                            self.params)
+        self._grad: tuple[torch.Tensor, list[int]] | None = None  # the last step's, by row
         self.param_names = [n for n, _ in first.trainer.model.named_parameters()]
         self.buffer_names = [n for n, _ in first.trainer.model.named_buffers()]
         self.buffers: dict[str, torch.Tensor] = {}
         self._stacked_for: tuple[int, ...] = ()
+        self.grad_probe = "grad_norms" in first.spec.probes
         self.timer = StepTimer(self.device) if "time" in first.spec.probes else NullTimer()
         self.memory = MemoryProbe(self.device)
         for member in self.members:
@@ -139,9 +149,15 @@ class Ensemble:
         logits = self._logits(params, buffers, x)
         return loss_fn(logits, y, "sum"), (logits.argmax(1) == y).sum()
 
-    def _stack(self, group: list[Member]) -> dict[str, torch.Tensor]:
-        """The group's parameters stacked (differentiable), its buffers stacked once per group
-        change (the members' modules then hold views of the stacked buffers)."""
+    def _rows(self, group: list[Member]) -> torch.Tensor | None:
+        """The stack's rows of `group`, None when it is every member in order (no gather)."""
+        if len(group) == self.size:
+            return None
+        return torch.tensor([m.row for m in group], device=self.device)
+
+    def _buffers(self, group: list[Member]) -> dict[str, torch.Tensor]:
+        """The group's buffers stacked, once per group change (the members' modules then hold
+        views of the stacked buffers)."""
         key = tuple(id(m) for m in group)
         if key != self._stacked_for and self.buffer_names:
             models = [dict(m.trainer.model.named_buffers()) for m in group]
@@ -150,33 +166,36 @@ class Ensemble:
                 for name in self.buffer_names:
                     _set_buffer(member.trainer.model, name, self.buffers[name][k])
         self._stacked_for = key
-        return {n: torch.stack([m.params[i] for m in group])
-                for i, n in enumerate(self.param_names)}
+        return self.buffers
 
     def step(self, group: list[Member], xs: torch.Tensor,
-              ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+             ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step of every member of `group`; per-member summed losses and correct
         counts, on the device."""
         for member in group:
-            member.trainer.optimizer.zero_grad(set_to_none=True)
             member.trainer.lr_used = member.trainer.optimizer.param_groups[0]["lr"]
-        params = self._stack(group)
+        leaves = self.params.leaves(self._rows(group))
+        buffers = self._buffers(group)
         with autocast(self.device, self.precision):
-            losses, correct = self._train_call(params, self.buffers, xs.to(self.dtype), ys)
+            losses, correct = self._train_call(dict(zip(self.param_names, leaves)), buffers,
+                                               xs.to(self.dtype), ys)
         # d(Σ_k loss_k)/dθ_k = dloss_k/dθ_k: each member gets its own run's gradient
         losses.sum().backward()
+        grad, rows = self.params.gradient(leaves), [m.row for m in group]
+        self.optimizers.step(grad, rows)
+        self._grad = grad, rows
+        if self.grad_probe:
+            self.optimizers.bind_grads(grad, rows)
         for member in group:
-            member.trainer.optimizer.step()
             member.trainer.scheduler.step()
         return losses.detach() * ys.shape[1], correct
 
     def dry_step(self) -> None:
         """One training step of every member on its first batch (a memory measurement)."""
         self.base.train()
-        batches = [next(m.trainer.data.train_batches(m.trainer.batch_size, m.trainer.generator))
-                   for m in self.members]
-        self.step(self.members, torch.stack([x for x, _ in batches]),
-                   torch.stack([y for _, y in batches]))
+        xs, ys = next(self.data.stacked_train_batches(
+            self.members[0].trainer.batch_size, [m.trainer.generator for m in self.members]))
+        self.step(self.members, xs, ys)
 
     # ─── epochs ────────────────────────────────────────────────────────────────────────────────
 
@@ -189,8 +208,8 @@ class Ensemble:
         index = {id(m): i for i, m in enumerate(group)}
         loss_sum = torch.zeros(len(group), device=self.device, dtype=self.dtype)
         correct = torch.zeros(len(group), device=self.device, dtype=torch.long)
-        batches = {id(m): m.trainer.data.train_batches(m.trainer.batch_size, m.trainer.generator)
-                   for m in group}
+        batches = self.data.stacked_train_batches(group[0].trainer.batch_size,
+                                                  [m.trainer.generator for m in group])
         # which rows of the sums the active members fill (rebuilt when one freezes: a host list
         # turned into a CUDA tensor every step would synchronize every step)
         rows = torch.arange(len(group), device=self.device)
@@ -201,26 +220,12 @@ class Ensemble:
 
         try:
             self.timer.data_start()
-            while active:
-                pairs = [next(batches[id(m)], None) for m in active]
-                if pairs[0] is None:
-                    break
+            for xs, ys in batches:
+                if len(active) < len(group):  # the frozen members' batches are drawn, not used
+                    xs, ys = xs.index_select(0, rows), ys.index_select(0, rows)
                 self.timer.compute_start()
-                ys = torch.stack([y for _, y in pairs])
-                step_loss, step_correct = self.step(active, torch.stack([x for x, _ in pairs]),
-                                                    ys)
-                frozen = []
-                for k, member in enumerate(active):
-                    trainer = member.trainer
-                    trainer.steps += 1
-                    trainer.samples += ys.shape[1]
-                    try:
-                        trainer.guard(step_loss[k], ys.shape[1])
-                    except Diverged as exc:
-                        frozen.append((member, str(exc)))
-                        continue
-                    if trainer.steps == 1 and trainer.grad_norm_rows is not None:
-                        trainer.record_grad_norms(0)
+                step_loss, step_correct = self.step(active, xs, ys)
+                frozen = self._guard(active, step_loss, ys.shape[1])
                 signals.check()
                 loss_sum.index_add_(0, rows, step_loss)
                 correct.index_add_(0, rows, step_correct)
@@ -228,6 +233,8 @@ class Ensemble:
                     active.remove(member)
                     member.trainer.train_s += share_s()  # its partial epoch, as alone
                     self._finish(member, Status.DIVERGED, message, on_done)
+                if not active:
+                    break
                 if frozen:
                     rows = torch.tensor([index[id(m)] for m in active], device=self.device)
                 self.timer.data_start()
@@ -252,11 +259,38 @@ class Ensemble:
             results[id(member)] = (losses[i] / n, corrects[i] / n)
         return results
 
+    @staticmethod
+    def _guard(active: list[Member], step_loss: torch.Tensor,
+               batch: int) -> list[tuple[Member, str]]:
+        """Count the step every member took and read the loss of those whose guard is due, all
+        in one read; the members that diverged, with why."""
+        due = []
+        for k, member in enumerate(active):
+            member.trainer.steps += 1
+            member.trainer.samples += batch
+            if member.trainer.guard_due():
+                due.append(k)
+        losses = step_loss.tolist() if due else []
+        frozen = []
+        for k in due:
+            trainer = active[k].trainer
+            try:
+                trainer.check_loss(losses[k] / batch, f"at step {trainer.steps}")
+            except Diverged as exc:
+                frozen.append((active[k], str(exc)))
+        for member in active:
+            trainer = member.trainer
+            if trainer.steps == 1 and trainer.grad_norm_rows is not None and \
+                    member not in [m for m, _ in frozen]:
+                trainer.record_grad_norms(0)
+        return frozen
+
     @torch.no_grad()
     def _scores(self, group: list[Member]) -> list[tuple[float, float, float, float]]:
         """Val and test loss and accuracy of each member of `group`, evaluated at once."""
         self.base.eval()
-        params = {n: t.detach() for n, t in self._stack(group).items()}
+        params = dict(zip(self.param_names, self.params.stacked(self._rows(group))))
+        self._buffers(group)
         batch = self.spec.train["eval_batch_size"]
         columns: list[list[float]] = []
         for split in (self.data.val, self.data.test):
@@ -296,9 +330,14 @@ class Ensemble:
         return member.earlier_wall_s + (now - self._wall_start) / self.size
 
     def _save(self, member: Member) -> None:
+        self.optimizers.export(member.row)
         state = member.trainer.state_dict()
-        # the buffers are views of the stacked ones: clone, or torch.save writes all K members'
+        # parameters, buffers and optimizer state are views of the stacked tensors: clone, or
+        # torch.save writes all K members'
         state["model"] = {k: v.clone() for k, v in state["model"].items()}
+        state["optimizer"] = {**state["optimizer"], "state": {
+            i: {k: v.clone() if torch.is_tensor(v) else v for k, v in entry.items()}
+            for i, entry in state["optimizer"]["state"].items()}}
         member.checkpoint.save({"epoch": member.epochs_done, "start_time": member.started,
                                 "history": member.history, "wall_s": self._wall_s(member),
                                 "trainer": state})
@@ -308,6 +347,10 @@ class Ensemble:
         """Report `member` as ended; `now`: the moment several members ended together (so that
         writing one's row does not count in the next one's wall time)."""
         member.done = True
+        self.optimizers.export(member.row)
+        if self._grad is not None and member.row in self._grad[1]:  # the memory probe's grads
+            grad, rows = self._grad
+            self.optimizers.bind_grads(grad[rows.index(member.row)].unsqueeze(0), [member.row])
         outcome = build_outcome(member.spec, self.data, member.trainer, member.history,
                                 status=status, message=message, resumed=member.resumed,
                                 started=member.started, wall_s=self._wall_s(member, now),

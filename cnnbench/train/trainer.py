@@ -181,9 +181,12 @@ class Trainer:
     def guard(self, loss_sum: torch.Tensor, batch: int) -> None:
         """Stop a diverging run: the loss read on the first step (its start), every full-batch
         step and every `check_every`-th."""
-        if self.steps % self.check_every and self.steps > 1 and not self.full_batch:
-            return
-        self.check_loss(loss_sum.item() / batch, f"at step {self.steps}")
+        if self.guard_due():
+            self.check_loss(loss_sum.item() / batch, f"at step {self.steps}")
+
+    def guard_due(self) -> bool:
+        """Whether the guard reads the loss of the step just taken."""
+        return self.steps == 1 or self.full_batch or self.steps % self.check_every == 0
 
     def check_loss(self, loss: float, when: str) -> None:
         if self.start_loss is None:
