@@ -45,7 +45,8 @@ def _specs(model: str, size: int, args, device: str):
         "dataset": {"name": "synthetic", "channels": 3, "image_size": 32, "num_classes": 10,
                     "train_size": args.batch * 2, "test_size": 10, "val_size": 0},
         "train": {"epochs": 1, "batch_size": args.batch,
-                  **({"precision": args.precision} if args.precision != "fp32" else {})},
+                  **({"precision": args.precision} if args.precision != "fp32" else {}),
+                  **({"graphs": True} if args.graphs else {})},
         "matrix": {"model": [model], "optimizer": [args.optimizer], "lr": lrs},
     })
     return expand(suite), suite
@@ -60,14 +61,20 @@ def measure(model: str, size: int, device: torch.device, args) -> tuple[float, f
     batches = [next(data.train_batches(args.batch, t.generator)) for t in trainers]
     xs, ys = next(data.stacked_train_batches(args.batch, [m.trainer.generator
                                                           for m in ensemble.members]))
+    # graphs: a run alone is an ensemble of one whose step is captured, as cnnbench trains it
+    alone = [Ensemble([spec], data) for spec in specs] if args.graphs else []
 
     def sequential() -> None:
+        if alone:
+            for k, run in enumerate(alone):
+                run.step(run.members, xs[k:k + 1], ys[k:k + 1])
+            return
         for trainer, (x, y) in zip(trainers, batches):
             trainer.step(x, y)
 
     def vectorized() -> None:
         if size == 1:  # what `execution: ensemble` does with a group of one: the plain step
-            trainers[0].step(*batches[0])
+            sequential()
             return
         ensemble.step(ensemble.members, xs, ys)
 
@@ -99,6 +106,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp64"])
+    parser.add_argument("--graphs", action="store_true",
+                        help="graphs: true for both ways (CUDA; at least 4 warm-up steps: 3 "
+                             "eager, then the capture)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
@@ -109,7 +119,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     devices = (args.devices.split(",") if args.devices
                else ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
-    print(f"{args.optimizer}, batch {args.batch}, {args.precision}, {args.steps} steps × "
+    print(f"{args.optimizer}, batch {args.batch}, {args.precision}"
+          f"{', CUDA graphs' if args.graphs else ''}, {args.steps} steps × "
           f"{args.repeats} repeats (after {args.warmup} warm-up), {torch.get_num_threads()} "
           f"CPU threads; samples/s of all K members together")
     print(f"{'device':<8} {'model':<10} {'K':>3} {'sequential/s':>13} {'ensemble/s':>11} "

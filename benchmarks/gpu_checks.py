@@ -336,7 +336,114 @@ def check_bf16_channels_last(setup: Setup) -> tuple[bool, str]:
                 f"peak {_mib(r['peak_cuda_allocated_bytes'])}")
 
 
-CHECKS = {"timer": check_timer, "peaks": check_peaks, "resume": check_resume,
+def check_spellings(setup: Setup) -> tuple[bool, str]:
+    """Every CUDA spelling through the CLI, as a user types it: `--device auto`, `cuda`,
+    `cuda:0`, `--execution ensemble`, `--workers 2`, and `profile --device cuda`. Each must exit
+    0 with no traceback, and every row must say what was asked: the indexed device, and
+    `execution=ensemble` for the ensemble (typer < 0.29 once dropped the flag silently)."""
+    import cnnbench
+
+    cuda = setup.device.startswith("cuda")
+    resolved = "cuda:0" if cuda else "cpu"
+    spellings = ["auto", "cuda", "cuda:0"] if cuda else ["auto", "cpu"]
+    doc = setup.suite("gpu-spellings", setup.synthetic(2048), "keras_cnn",
+                      {"epochs": 1, "batch_size": 64}, ["sgd", "adam"], [0.01, 0.1], ["time"])
+    cases = [(f"--device {d}", ["--device", d], "sequential") for d in spellings]
+    cases += [("--execution ensemble", ["--execution", "ensemble"], "ensemble"),
+              ("--workers 2", ["--workers", "2"], "sequential")]
+    failures, seen = [], []
+    for label, args, execution in cases:
+        name = f"gpu-spellings-{len(seen)}"
+        case = {**doc, "name": name}
+        code = _cli(setup, case, *args, "--rerun").wait(timeout=300)
+        log = (setup.work / f"{name}.log").read_text()
+        runs, _ = cnnbench.load_results(setup.work / name) if code == 0 else (None, None)
+        said = "no rows" if runs is None else (
+            f"{sorted(set(runs['device']))} {sorted(set(runs['execution']))}")
+        seen.append(f"{label}: exit {code}, {said}")
+        if (code != 0 or "Traceback" in log or runs is None
+                or set(runs["device"]) != {resolved} or set(runs["execution"]) != {execution}
+                or (runs["status"] != "ok").any()):
+            failures.append(label)
+    profile = subprocess.run([sys.executable, "-m", "cnnbench", "profile", "mlp", "--device",
+                              setup.device.split(":")[0], "--batch-sizes", "32", "--warmup",
+                              "1", "--repeats", "2"], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seen.append(f"profile --device {setup.device.split(':')[0]}: exit {profile.returncode}")
+    if profile.returncode != 0 or "Traceback" in profile.stderr:
+        failures.append("profile")
+    return not failures, ("; ".join(seen) + (f" — FAILED: {', '.join(failures)}"
+                                             if failures else ""))
+
+
+def check_epoch(setup: Setup, graphs: bool) -> tuple[bool, str]:
+    """The ResNet-20 CIFAR-10 epoch (batch 128, fp32, sequential), the second of two so that
+    the first pays cuDNN's autotuning and the capture: s/epoch and samples/s."""
+    doc = setup.suite(f"gpu-epoch-{'graphs' if graphs else 'eager'}", setup.cifar10(),
+                      "resnet20", {"epochs": 2, "batch_size": 16 if setup.small else 128,
+                                   **({"graphs": True} if graphs else {})},
+                      [{"name": "sgd", "momentum": 0.9}], [0.05], ["time"])
+    import cnnbench
+
+    rows = _run_suite(setup, doc)
+    _, history = cnnbench.load_results(setup.work / doc["name"])
+    r = rows[0]
+    elapsed = history.sort_values("epoch")["elapsed_s"].tolist()
+    second = elapsed[-1] - elapsed[-2]
+    ok = r["status"] == "ok" and bool(r["graphs"]) == (graphs and setup.device != "cpu")
+    samples = r["samples"] / r["epochs_done"]
+    return ok, (f"{r['status']}: epoch 2 {second:.2f} s ({samples / second:,.0f} samples/s), "
+                f"epoch 1 {elapsed[1]:.2f} s, graphs {r['graphs']}, channels_last "
+                f"{r['channels_last']}, tf32 {r['tf32']}, dropped/epoch "
+                f"{r['dropped_per_epoch']}, val_acc {r['val_acc']:.3f}")
+
+
+def check_showcase(setup: Setup) -> tuple[bool, str]:
+    """suites/lecture/degradation_gpu.yaml at full CIFAR-10 through the CLI: its minutes, and
+    the lecture's claim — plain56 ends with a higher training loss than plain20, resnet56 at
+    most 2 % above resnet20's."""
+    import cnnbench
+
+    path = ROOT / "suites" / "lecture" / "degradation_gpu.yaml"
+    doc = yaml.safe_load(path.read_text())
+    if setup.small:  # the logic only: tiny data, two epochs (one of warm-up)
+        doc["dataset"] = setup.synthetic(240)
+        doc["train"] = {**doc["train"], "epochs": 2, "batch_size": 16}
+    elif setup.cifar is not None:
+        doc["dataset"] = {**doc["dataset"], "root": setup.cifar, "download": False}
+    doc["device"] = setup.device
+    start = time.perf_counter()
+    code = _cli(setup, doc, "--rerun").wait(timeout=900)
+    minutes = (time.perf_counter() - start) / 60
+    if code != 0:
+        return False, f"cnnbench run exited {code} after {minutes:.1f} min"
+    runs, _ = cnnbench.load_results(setup.work / doc["name"])
+    loss = dict(zip(runs["model"], runs["train_loss"]))
+    acc = dict(zip(runs["model"], runs["test_acc"]))
+    # docs/lecture.md's rule: resnet56 at most 2 % above resnet20
+    claim = loss["plain56"] > loss["plain20"] and loss["resnet56"] <= loss["resnet20"] * 1.02
+    return (claim or setup.small), (
+        f"{minutes:.1f} min for {len(runs)} runs × {doc['train']['epochs']} epochs; train loss "
+        + ", ".join(f"{m} {loss[m]:.3f}" for m in ("plain20", "plain56", "resnet20", "resnet56"))
+        + "; test acc " + ", ".join(f"{m} {acc[m]:.3f}" for m in ("plain20", "plain56",
+                                                                  "resnet20", "resnet56"))
+        + f"; claim {'holds' if claim else 'does NOT hold'}")
+
+
+def check_epoch_eager(setup: Setup) -> tuple[bool, str]:
+    """The ResNet-20 CIFAR-10 epoch, steps launched one kernel at a time (the default)."""
+    return check_epoch(setup, graphs=False)
+
+
+def check_epoch_graphs(setup: Setup) -> tuple[bool, str]:
+    """The ResNet-20 CIFAR-10 epoch with `graphs: true` (goal on an H200: ≤ 2 s)."""
+    return check_epoch(setup, graphs=True)
+
+
+CHECKS = {"spellings": check_spellings, "epoch": check_epoch_eager,
+          "epoch-graphs": check_epoch_graphs,
+          "showcase": check_showcase,
+          "timer": check_timer, "peaks": check_peaks, "resume": check_resume,
           "fp16": check_fp16, "compile": check_compile, "divergence": check_divergence,
           "workers": check_workers, "bf16-channels-last": check_bf16_channels_last}
 

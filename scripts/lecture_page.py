@@ -325,6 +325,16 @@ training loss {", ".join(f"{m} {cold_loss[m]:.3f}" for m in order)}). He et al. 
 only their 110-layer nets, but they train for 64,000 steps; with 320 steps, a net that is thrown
 off in its first steps has no time to recover, so this run cannot tell depth from instability.
 The warm-up run above is the test of the claim.
+
+**On one GPU** (`cnnbench run suites/lecture/degradation_gpu.yaml`): the same four nets and
+optimizer on all 45,000 training images (5,000 held out for validation) for 20 epochs — 7,020
+steps, 22 times the CPU run's 320, a ninth of the paper's 64,000 — each step captured as a CUDA
+graph (`graphs: true`). It is the longer run the verdict above asks for: with the shortcuts the
+56-layer net should now train at least as well as the 20-layer one while the plain 56-layer net
+stays behind the plain 20-layer one. The goal is the four runs in ≤ 6 minutes on one H200;
+`bash benchmarks/gpu_check.sh` runs it (step `showcase`: its minutes, the four final training
+losses and whether the claim's rule holds). It has not been run yet: no GPU was at hand when it
+was written, so no figure or verdict is given here until one is measured.
 """)
 
     # ── 6. vanishing gradients ────────────────────────────────────────────────────────────────

@@ -140,3 +140,59 @@ def test_cli_a_gpu_that_is_not_there_exits_2_and_writes_nothing(monkeypatch, wri
     assert result.exit_code == 2, result.output
     assert "only 1 CUDA device(s) are visible" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+# ─── the CUDA defaults: each one visible and switchable ───────────────────────────────────────
+
+
+@pytest.fixture
+def restore_math():
+    precision = torch.get_float32_matmul_precision()
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32)
+    yield
+    torch.set_float32_matmul_precision(precision)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = flags
+
+
+def test_tf32_is_on_by_default_on_cuda_and_a_key_turns_it_off(restore_math):
+    from cnnbench.train.precision import use_cuda_defaults
+
+    cuda = torch.device("cuda:0")  # flags only: nothing runs on a device
+    assert use_cuda_defaults(cuda, None) is True
+    assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.benchmark
+    assert use_cuda_defaults(cuda, False) is False
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert not torch.backends.cudnn.allow_tf32
+    before = torch.get_float32_matmul_precision()
+    assert use_cuda_defaults(torch.device("cpu"), None) is None  # off CUDA nothing changes
+    assert torch.get_float32_matmul_precision() == before
+
+
+def test_channels_last_by_default_for_conv_nets_alone_on_cuda():
+    from cnnbench.models import create_model
+    from cnnbench.train.precision import resolve_channels_last
+
+    conv = create_model("resnet20", in_channels=3, num_classes=10, image_size=32)
+    mlp = create_model("mlp", in_channels=3, num_classes=10, image_size=32)
+    cuda, cpu = torch.device("cuda:0"), torch.device("cpu")
+    assert resolve_channels_last(None, cuda, conv, "bf16") is True
+    assert resolve_channels_last(None, cuda, conv, "fp32") is True
+    assert resolve_channels_last(None, cuda, mlp, "fp32") is False
+    assert resolve_channels_last(None, cuda, conv, "fp64") is False
+    assert resolve_channels_last(None, cuda, conv, "fp32", stacked=True) is False
+    assert resolve_channels_last(None, cpu, conv, "fp32") is False
+    assert resolve_channels_last(False, cuda, conv, "fp32") is False  # the suite's key wins
+    assert resolve_channels_last(True, cpu, mlp, "fp32") is True
+
+
+def test_a_cpu_run_row_says_how_it_executed(tmp_path):
+    from cnnbench import load_results, run_suite
+
+    suite = validate_suite({**TINY_SUITE, "matrix": {"model": ["mlp"],
+                                                     "optimizer": ["sgd"], "lr": [0.1]}})
+    run_suite(suite, out=tmp_path / "out")
+    runs, _ = load_results(tmp_path / "out")
+    assert runs["status"].tolist() == ["ok"]
+    assert runs["channels_last"].tolist() == [False] and runs["graphs"].tolist() == [False]
+    assert runs["dropped_per_epoch"].tolist() == [0]
+    assert runs["tf32"].isna().all() and runs["cudnn_benchmark"].isna().all()

@@ -63,10 +63,16 @@ def test_prepare_keeps_wheels_it_has_and_copies_the_archive(tmp_path, shared_dat
     assert (folder / ARCHIVE).stat().st_size == (shared_data / ARCHIVE).stat().st_size
     result = _script("--dry-run", prepared=folder)
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("cifar-from-jpeg", "timer", "peaks", "resume", "fp16", "compile", "divergence",
-                 "workers", "bf16-channels-last", "cuda-tests", "overhead-cuda",
-                 "profile-resnet50-bf16-cl"):
+    steps = ("cifar-from-jpeg", "spellings", "epoch-graphs", "epoch", "ensemble",
+             "ensemble-graphs", "profile-resnet50-bf16", "overhead-cuda", "showcase",
+             "profile-resnet20-fp32-nchw", "profile-resnet50-bf16-graphs", "timer", "peaks",
+             "resume", "fp16", "compile", "divergence", "workers", "bf16-channels-last",
+             "cuda-tests")
+    for step in steps:
         assert f"  {step} " in result.stdout
+    # the headline figures first: the deadline skips what comes last
+    positions = [result.stdout.index(f"  {step} ") for step in steps]
+    assert positions == sorted(positions)
     assert "Traceback" not in result.stderr
 
 
@@ -164,7 +170,8 @@ def setup(tmp_path):
     return gpu_checks.Setup("cpu", tmp_path, small=True)
 
 
-@pytest.mark.parametrize("check", ["timer", "divergence"])
+@pytest.mark.parametrize("check", ["timer", "divergence", "epoch", "epoch-graphs", "spellings",
+                                   "showcase"])
 def test_checks_hold_on_cpu(setup, check):
     ok, detail = gpu_checks.CHECKS[check](setup)
     assert ok, detail

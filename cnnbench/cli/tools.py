@@ -85,8 +85,13 @@ def profile(
     precision: Annotated[Precision, choice_option(
         Precision, "precision", "--precision",
         help="fp32 | bf16 | fp16 (autocast) | fp64")] = Precision.fp32,
-    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    channels_last: Annotated[bool | None, typer.Option(
+        "--channels-last/--no-channels-last",
+        help="NHWC layout (default: as a run has it, on for conv nets on CUDA)")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    graphs: Annotated[bool, typer.Option(
+        "--graphs", help="CUDA only: capture the training step as a CUDA graph and replay it")
+    ] = False,
     warmup: Annotated[int, typer.Option(min=0, help="untimed steps per phase")] = 5,
     repeats: Annotated[int, typer.Option(min=1, help="timed steps per phase")] = 20,
     out: Annotated[Path | None, typer.Option(help="also write the rows (.parquet or .csv)")
@@ -101,7 +106,8 @@ def profile(
         raise CnnbenchError(f"--out {str(out)!r}: name a .parquet or .csv file")
     rows = api.profile(model, dataset=dataset, input=input, classes=classes, data_dir=data_dir,
                        device=device, batch_sizes=sizes, precision=Precision(precision).value,
-                       channels_last=channels_last, compile=compile, warmup=warmup,
+                       channels_last=channels_last, compile=compile, graphs=graphs,
+                       warmup=warmup,
                        repeats=repeats)
     console.print(profile_table(rows))
     if out is not None:

@@ -62,6 +62,11 @@ def augment_batch(x: torch.Tensor, augment: Augment, generator: torch.Generator)
     return x[batch, channel, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]
 
 
+def _batched(n: int, batch_size: int, drop_last: bool) -> int:
+    """How many of n samples an epoch trains on: all, or (drop_last) its whole batches only."""
+    return n - n % batch_size if drop_last and n >= batch_size else n
+
+
 @dataclass
 class Split:
     x: torch.Tensor  # uint8 (N, C, H, W) on the device
@@ -117,19 +122,20 @@ class DeviceData:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float().div_(255) - self.mean) / self.std
 
-    def train_batches(self, batch_size: int, generator: torch.Generator
-                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled, augmented batches (the last one may be smaller)."""
+    def train_batches(self, batch_size: int, generator: torch.Generator, *,
+                      drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled, augmented batches (the last one may be smaller, or dropped)."""
         n = len(self.train)
         order = torch.randperm(n, generator=generator, device=generator.device)
-        for start in range(0, n, batch_size):
+        for start in range(0, _batched(n, batch_size, drop_last), batch_size):
             idx = order[start:start + batch_size]
             x = self.train.x[idx]
             if self.augment:
                 x = augment_batch(x, self.augment, generator)
             yield self.normalize(x), self.train.y[idx]
 
-    def stacked_train_batches(self, batch_size: int, generators: list[torch.Generator]
+    def stacked_train_batches(self, batch_size: int, generators: list[torch.Generator], *,
+                              drop_last: bool = False
                               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of `train_batches` for several runs at once, run k drawing from
         `generators[k]` exactly as it would alone: `[K, B, …]` images and `[K, B]` labels per
@@ -137,7 +143,7 @@ class DeviceData:
         n = len(self.train)
         orders = torch.stack([torch.randperm(n, generator=g, device=g.device)
                               for g in generators])
-        for start in range(0, n, batch_size):
+        for start in range(0, _batched(n, batch_size, drop_last), batch_size):
             idx = orders[:, start:start + batch_size]
             x = self.train.x[idx]
             if self.augment:

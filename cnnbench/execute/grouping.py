@@ -58,6 +58,12 @@ def ensemble_key(spec: RunSpec) -> str | None:
     return json.dumps(shared, sort_keys=True, default=str)
 
 
+def captured(spec: RunSpec) -> bool:
+    """A `graphs: true` run: it trains through the ensemble's stacked step (train/graphs.py)
+    even alone, as an ensemble of one."""
+    return bool(spec.train.get("graphs"))
+
+
 def plan_groups(specs: list[RunSpec], *, max_size: int) -> list[list[RunSpec]]:
     """`specs` in groups of at most `max_size` runs that can train together, in the order of
     each group's first run; a run that must train alone is a group of one."""
@@ -109,7 +115,7 @@ def run_group(specs: list[RunSpec], data: DeviceData, *, checkpoint: Callable[[s
     size = members_that_fit(pending, data, max_size) if len(pending) > 1 else 1
     while pending:
         batch, pending = pending[:size], pending[size:]
-        if len(batch) == 1:
+        if len(batch) == 1 and not captured(batch[0]):
             outcome, history = run_one(batch[0])
             on_done(batch[0], outcome, history, 1)
             continue

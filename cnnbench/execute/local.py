@@ -15,6 +15,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.execute.environment import environment
 from cnnbench.execute.grouping import (
     Execution,
+    captured,
     ensemble_limit,
     plan_groups,
     resolve_execution,
@@ -93,7 +94,7 @@ def run_sequential(suite: Suite, store: ResultStore, todo: list[RunSpec], *, dev
                 ran += len(group)
                 for spec in group:
                     reporter.run_started(spec)
-                if len(group) == 1:
+                if len(group) == 1 and not captured(group[0]):
                     write(group[0], *run_one(group[0]), 1)
                 else:
                     run_group(group, data, run_one=run_one, on_done=write,

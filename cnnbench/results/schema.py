@@ -85,6 +85,12 @@ RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "start_time": (_F, "Unix time, s"), "end_time": (_F, "Unix time, s"),
     # probes (README, "Probes"): null where the probe was off
     "precision": (_S, "fp32 | bf16 | fp16 | fp64"),
+    "channels_last": (_B, "trained in NHWC layout (default on CUDA for conv nets alone)"),
+    "tf32": (_B, "TF32 tensor cores for fp32 matmuls and convolutions (null off CUDA)"),
+    "cudnn_benchmark": (_B, "cuDNN autotuned each input shape (null off CUDA)"),
+    "graphs": (_B, "training steps replayed from a captured CUDA graph"),
+    "dropped_per_epoch": (_I, "samples of each epoch not trained (graphs: true drops the last, "
+                              "smaller batch)"),
     "compile_s": (_F, "s spent compiling (compile: true)"),
     "loss_scale": (_F, "fp16 loss scale at the end"),
     "step_ms_median": (_F, "ms"), "step_ms_p90": (_F, "ms"), "data_ms_median": (_F, "ms"),

@@ -179,8 +179,16 @@ class TrainConfig(Strict):
     precision: Precision | None = Field(
         None, description="fp32 (default), bf16/fp16 autocast (fp16 with a GradScaler), or fp64 "
         "(float64 weights and inputs: reference runs)")
-    channels_last: bool | None = Field(None, description="NHWC memory layout (default false)")
+    channels_last: bool | None = Field(
+        None, description="NHWC memory layout (default: on for conv nets trained alone on CUDA, "
+        "off elsewhere)")
     compile: bool | None = Field(None, description="torch.compile the model (default false)")
+    graphs: bool | None = Field(
+        None, description="capture each training step (forward, backward, optimizer) as one "
+        "CUDA graph; the last, smaller batch of an epoch is dropped (default false)")
+    tf32: bool | None = Field(
+        None, description="TF32 tensor cores for fp32 matmuls and convolutions on CUDA "
+        "(default true)")
 
 
 class ModelEntry(Open):

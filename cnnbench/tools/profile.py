@@ -29,12 +29,15 @@ from cnnbench.render.numbers import DASH, fmt_bytes, fmt_flops, fmt_si
 from cnnbench.results.schema import Status
 from cnnbench.train.devices import device_name, use_device
 from cnnbench.train.flops import count_flops
+from cnnbench.train.graphs import graph_step
 from cnnbench.train.precision import (
     autocast,
     grad_scaler,
     param_dtype,
     prepare_model,
+    resolve_channels_last,
     to_layout,
+    use_cuda_defaults,
 )
 from cnnbench.train.probes import MemoryProbe, StepTimer, peak_flops_per_s, throughput
 
@@ -68,16 +71,19 @@ def input_for(model: str, *, dataset: str | None = None, input: str | None = Non
 
 def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes: int,
                   batch_sizes: list[int], device: torch.device, precision: str = "fp32",
-                  channels_last: bool = False, compile: bool = False, warmup: int = WARMUP,
-                  repeats: int = REPEATS) -> list[dict[str, Any]]:
+                  channels_last: bool | None = None, compile: bool = False, graphs: bool = False,
+                  warmup: int = WARMUP, repeats: int = REPEATS) -> list[dict[str, Any]]:
     """One row per (batch size, phase): samples/s, step-time median and IQR, peak memory,
-    FLOPs per step and achieved FLOP/s (and MFU on GPUs in the peak table)."""
+    FLOPs per step and achieved FLOP/s (and MFU on GPUs in the peak table). The defaults are a
+    run's: `channels_last` None takes a run's default layout, and on CUDA TF32 and cuDNN
+    autotuning (fixed shapes: tuned in the warm-up steps) are on."""
+    _check_graphs(graphs, device, precision, compile)
     torch.manual_seed(0)
     use_device(device)  # `cuda:1`: its kernels and its timing events on GPU 1
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned in the warm-up steps
+    tf32 = use_cuda_defaults(device, None)
     net = create_model(model, in_channels=input_shape[0], num_classes=num_classes,
                        image_size=input_shape[1]).to(device, param_dtype(precision))
+    channels_last = resolve_channels_last(channels_last, device, net, precision)
     forward_flops, train_flops = count_flops(net, input_shape)
     params = count_parameters(net)
     runner = prepare_model(net, channels_last=channels_last, compile=compile)
@@ -103,16 +109,21 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
 
     rows = []
     for batch in batch_sizes:
+        # graphs: the training step (forward, backward, SGD) captured once per batch size after
+        # its warm-up steps, then replayed: the launch-free speed of the same step
+        captured = graph_step(train, device) if graphs else train
         x = to_layout(torch.randn(batch, *input_shape, device=device,
                                   dtype=param_dtype(precision)), channels_last)
         y = torch.randint(0, num_classes, (batch,), device=device)
         for phase, step, flops in (("inference", infer, forward_flops),
-                                   ("train", train, train_flops)):
+                                   ("train", captured, train_flops)):
             net.train(phase == "train")
             optimizer.zero_grad(set_to_none=True)  # the last phase's gradients: not this one's
             row = {"model": model, "params": params, "phase": phase, "batch_size": batch,
                    "input": "x".join(map(str, input_shape)), "precision": precision,
-                   "channels_last": channels_last, "compile": compile, "device": str(device),
+                   "channels_last": channels_last, "compile": compile,
+                   "graphs": graphs and phase == "train", "tf32": tf32,
+                   "device": str(device),
                    "device_name": device_name(device)}
             try:
                 row.update(_time_steps(step, x, y, device, warmup, repeats))
@@ -127,6 +138,18 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
             rows.append(row)
         del x, y  # freed before the next batch size's are allocated
     return rows
+
+
+def _check_graphs(graphs: bool, device: torch.device, precision: str, compile: bool) -> None:
+    if not graphs:
+        return
+    if device.type != "cuda":
+        raise CnnbenchError(f"--graphs captures CUDA graphs; the device is {device}: use "
+                            "--device cuda, or drop --graphs")
+    if precision == "fp16" or compile:
+        raise CnnbenchError("--graphs cannot capture " + ("fp16's GradScaler (use --precision "
+                            "bf16)" if precision == "fp16" else "a compiled model (drop "
+                            "--compile)"))
 
 
 def _time_steps(step, x: torch.Tensor, y: torch.Tensor, device: torch.device, warmup: int,
@@ -156,7 +179,9 @@ def profile_table(rows: list[dict[str, Any]]) -> Table:
                         f"{first.get('device_name', '')}, "
                         f"input {first.get('input', '')}, {first.get('precision', '')}"
                         + (", channels_last" if first.get("channels_last") else "")
-                        + (", compiled" if first.get("compile") else ""))
+                        + (", compiled" if first.get("compile") else "")
+                        + (", CUDA graphs (train)" if any(r.get("graphs") for r in rows)
+                           else ""))
     cuda = first.get("device", "").startswith("cuda")
     columns = ["phase", "batch", "samples/s", "step ms", "IQR ms", "FLOPs/step", "FLOP/s", "MFU",
                "peak CUDA alloc" if cuda else "peak RSS"]

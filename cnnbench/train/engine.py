@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from cnnbench.data import DeviceData
 from cnnbench.models import count_parameters
 from cnnbench.results.schema import METRICS, RunOutcome, Status
@@ -78,10 +76,6 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
     records them as `error`."""
     started = time.time()
     wall_start = time.perf_counter()
-    if data.device.type == "cuda":
-        # cuDNN autotunes each new input shape once (the warm-up steps, the last partial batch,
-        # the first evaluation batches) and reuses the fastest kernels for the rest of the run
-        torch.backends.cudnn.benchmark = True
     memory = MemoryProbe(data.device)
     if "memory" in spec.probes:
         memory.start()
@@ -154,10 +148,10 @@ def build_outcome(spec: RunSpec, data: DeviceData, trainer: Trainer,
 
 
 def resume_trainer(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | None,
-                   log) -> tuple[Trainer, dict[str, Any] | None]:
+                   log, *, stacked: bool = False) -> tuple[Trainer, dict[str, Any] | None]:
     """A fresh trainer, or one restored from the run's checkpoint (returned too); a checkpoint
-    from another device type is set aside, and `log` says so."""
-    trainer = Trainer(spec, data)
+    from another device type is set aside, and `log` says so. `stacked`: an ensemble's."""
+    trainer = Trainer(spec, data, stacked=stacked)
     resumed = checkpoint.load() if checkpoint is not None else None
     if resumed is None:
         return trainer, None
@@ -166,14 +160,18 @@ def resume_trainer(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | Non
     except DeviceMismatch as exc:
         if log is not None:
             log(f"  {exc}: restarting run {spec.run_id} from epoch 0")
-        return Trainer(spec, data), None
+        return Trainer(spec, data, stacked=stacked), None
     return trainer, resumed
 
 
 def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
                    memory: MemoryProbe) -> dict[str, Any]:
     """The `runs` columns of the probes the suite switched on (see README, "Probes")."""
-    columns: dict[str, Any] = {"precision": trainer.precision}
+    columns: dict[str, Any] = {
+        "precision": trainer.precision, "channels_last": trainer.channels_last,
+        "tf32": trainer.tf32, "cudnn_benchmark": True if data.device.type == "cuda" else None,
+        "graphs": trainer.graphs,
+        "dropped_per_epoch": len(data.train) - trainer.epoch_samples}
     if trainer.compile:
         columns["compile_s"] = trainer.compile_s
     if trainer.scaler is not None:  # fp16: where the loss scale ended (65536 at the start)

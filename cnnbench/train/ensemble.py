@@ -39,35 +39,13 @@ from cnnbench.suite import RunSpec
 from cnnbench.train import signals
 from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.engine import RunResult, TimedOut, build_outcome, resume_trainer, time_limit
+from cnnbench.train.graphs import graph_step, graphs_supported
 from cnnbench.train.precision import autocast
-from cnnbench.train.probes import MemoryProbe, NullTimer, StepTimer
+from cnnbench.train.probes import MemoryProbe, NullTimer, SharedMemory, SharedTimer, StepTimer
 from cnnbench.train.stacking import StackedOptimizers, StackedParams, stack_order
 from cnnbench.train.trainer import Diverged, Trainer, loss_fn
 
 MemberDone = Callable[[RunSpec, RunResult], None]
-
-
-class SharedTimer(NullTimer):
-    """A member's view of the ensemble's step timer: each time divided by the ensemble's size."""
-
-    def __init__(self, timer: StepTimer, size: int) -> None:
-        super().__init__()
-        self.timer, self.size = timer, size
-
-    def summary(self) -> dict[str, Any]:
-        return {k: v if k == "warmup_steps" else v / self.size
-                for k, v in self.timer.summary().items()}
-
-
-class SharedMemory(MemoryProbe):
-    """A member's share of the ensemble's peak memory: the peak divided by the ensemble's size."""
-
-    def __init__(self, probe: MemoryProbe, size: int) -> None:
-        super().__init__(probe.device)
-        self.probe, self.size = probe, size
-
-    def summary(self) -> dict[str, Any]:
-        return {k: None if v is None else v // self.size for k, v in self.probe.summary().items()}
 
 
 @dataclass
@@ -104,7 +82,7 @@ class Ensemble:
         checkpoints = checkpoints or [None] * len(specs)
         members: list[Member] = []
         for spec, checkpoint in zip(specs, checkpoints):
-            trainer, resumed = resume_trainer(spec, data, checkpoint, log)
+            trainer, resumed = resume_trainer(spec, data, checkpoint, log, stacked=True)
             members.append(Member(
                 spec, trainer, list(resumed["history"]) if resumed else [], resumed, checkpoint,
                 resumed["start_time"] if resumed else time.time(),
@@ -127,6 +105,12 @@ class Ensemble:
         self.buffers: dict[str, torch.Tensor] = {}
         self._stacked_for: tuple[int, ...] = ()
         self.grad_probe = "grad_norms" in first.spec.probes
+        # graphs: true — every member's whole step captured once and replayed (CUDA only)
+        self.graphs = bool(first.spec.train.get("graphs")) and graphs_supported(self.device)
+        self._captured = graph_step(lambda xs, ys: self._device_step(self.members, xs, ys),
+                                    self.device) if self.graphs else None
+        for member in self.members:
+            member.trainer.graphs = self.graphs
         self.timer = StepTimer(self.device) if "time" in first.spec.probes else NullTimer()
         self.memory = MemoryProbe(self.device)
         for member in self.members:
@@ -150,7 +134,8 @@ class Ensemble:
         return loss_fn(logits, y, "sum"), (logits.argmax(1) == y).sum()
 
     def _rows(self, group: list[Member]) -> torch.Tensor | None:
-        """The stack's rows of `group`, None when it is every member in order (no gather)."""
+        """The stack's rows of `group`, None when it is every member (a group lists its members
+        in the ensemble's order: no gather)."""
         if len(group) == self.size:
             return None
         return torch.tensor([m.row for m in group], device=self.device)
@@ -171,12 +156,25 @@ class Ensemble:
     def step(self, group: list[Member], xs: torch.Tensor,
              ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step of every member of `group`; per-member summed losses and correct
-        counts, on the device."""
+        counts, on the device (with graphs, the captured step's own tensors: read them before
+        the next step)."""
         for member in group:
             member.trainer.lr_used = member.trainer.optimizer.param_groups[0]["lr"]
+        self.optimizers.refresh()  # a schedule's new lrs into the update's tensors
+        if self._captured is not None and len(group) == self.size:
+            losses, correct = self._captured(xs, ys)
+        else:  # a group that changed (a member froze or waits): the eager step
+            losses, correct = self._device_step(group, xs, ys)
+        for member in group:
+            member.trainer.scheduler.step()
+        return losses, correct
+
+    def _device_step(self, group: list[Member], xs: torch.Tensor,
+                     ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's work on the device alone — what a CUDA graph captures."""
         leaves = self.params.leaves(self._rows(group))
         buffers = self._buffers(group)
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.precision, cache=not self.graphs):
             losses, correct = self._train_call(dict(zip(self.param_names, leaves)), buffers,
                                                xs.to(self.dtype), ys)
         # d(Σ_k loss_k)/dθ_k = dloss_k/dθ_k: each member gets its own run's gradient
@@ -186,8 +184,6 @@ class Ensemble:
         self._grad = grad, rows
         if self.grad_probe:
             self.optimizers.bind_grads(grad, rows)
-        for member in group:
-            member.trainer.scheduler.step()
         return losses.detach() * ys.shape[1], correct
 
     def dry_step(self) -> None:
@@ -209,7 +205,8 @@ class Ensemble:
         loss_sum = torch.zeros(len(group), device=self.device, dtype=self.dtype)
         correct = torch.zeros(len(group), device=self.device, dtype=torch.long)
         batches = self.data.stacked_train_batches(group[0].trainer.batch_size,
-                                                  [m.trainer.generator for m in group])
+                                                  [m.trainer.generator for m in group],
+                                                  drop_last=group[0].trainer.drop_last)
         # which rows of the sums the active members fill (rebuilt when one freezes: a host list
         # turned into a CUDA tensor every step would synchronize every step)
         rows = torch.arange(len(group), device=self.device)
@@ -245,7 +242,7 @@ class Ensemble:
             for member in active:
                 member.trainer.train_s += share
             self.timer.epoch_end()
-        n = len(self.data.train)
+        n = group[0].trainer.epoch_samples
         losses, corrects = loss_sum.tolist(), correct.tolist()
         results = {}
         for member in active:
@@ -362,8 +359,6 @@ class Ensemble:
         as it ends (diverged members mid-way). The members behind (resumed from an older
         checkpoint) train first until all are at the same epoch. A stop signal or the time
         limit (`time_limit_s` × K for the ensemble) ends every member still training."""
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # as engine.train: autotuned once per shape
         if "memory" in self.spec.probes:
             self.memory.start()
         epochs = self.spec.train["epochs"]

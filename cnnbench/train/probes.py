@@ -201,6 +201,32 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str,
     }
 
 
+# ─── an ensemble member's share (train/ensemble.py) ─────────────────────────────────────────────
+
+
+class SharedTimer(NullTimer):
+    """A member's view of the ensemble's step timer: each time divided by the ensemble's size."""
+
+    def __init__(self, timer: StepTimer, size: int) -> None:
+        super().__init__()
+        self.timer, self.size = timer, size
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v if k == "warmup_steps" else v / self.size
+                for k, v in self.timer.summary().items()}
+
+
+class SharedMemory(MemoryProbe):
+    """A member's share of the ensemble's peak memory: the peak divided by the ensemble's size."""
+
+    def __init__(self, probe: MemoryProbe, size: int) -> None:
+        super().__init__(probe.device)
+        self.probe, self.size = probe, size
+
+    def summary(self) -> dict[str, Any]:
+        return {k: None if v is None else v // self.size for k, v in self.probe.summary().items()}
+
+
 # ─── FLOPs ─────────────────────────────────────────────────────────────────────────────────────
 
 

@@ -105,6 +105,7 @@ class StackedOptimizers:
                 stop += 1
             self.fused.append(self._stack_state(rule, k, stop))
             k = stop
+        self.refresh()
         for group in self.fused:
             for row in range(group.start, group.stop):
                 self.export(row)
@@ -171,20 +172,26 @@ class StackedOptimizers:
                         entry[name] = write(group.counters[name][local].item())
                 optimizer.state[p] = entry
 
-    def _hyperparameters(self, group: _Fused) -> dict[str, Tensor]:
-        """The members' hyper-parameters as float64 `[S, 1]` columns (rebuilt when one changes:
-        a schedule moves the lr)."""
-        values = [group.rule.hparams(o.param_groups[0])
-                  for o in self.optimizers[group.start:group.stop]]
-        key = tuple(tuple(v.values()) for v in values)
-        if key != group.hp_key:
-            device = self.params.flat.device
-            group.hp = {name: torch.tensor([v[name] if isinstance(v[name], tuple)
-                                            else (v[name],) for v in values],
-                                           dtype=torch.float64).to(device)
-                        for name in values[0]}
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """The members' hyper-parameters into the update's float64 `[S, 1]` columns, in place
+        (a captured update reads them where they are); called before every step, written only
+        when one changed (a schedule moves the lr)."""
+        for group in self.fused:
+            values = [group.rule.hparams(o.param_groups[0])
+                      for o in self.optimizers[group.start:group.stop]]
+            key = tuple(tuple(v.values()) for v in values)
+            if key == group.hp_key:
+                continue
+            columns = {name: torch.tensor([v[name] if isinstance(v[name], tuple)
+                                           else (v[name],) for v in values],
+                                          dtype=torch.float64) for name in values[0]}
+            if group.hp is None:
+                group.hp = {k: v.to(self.params.flat.device) for k, v in columns.items()}
+            else:
+                for name, column in columns.items():
+                    group.hp[name].copy_(column)
             group.hp_key = key
-        return group.hp
 
     @torch.no_grad()
     def step(self, grad: Tensor, rows: list[int]) -> None:
@@ -194,7 +201,7 @@ class StackedOptimizers:
             mine = [r for r in range(group.start, group.stop) if r in position]
             if not mine:
                 continue
-            hp = self._hyperparameters(group)
+            hp = group.hp
             first = position[mine[0]]
             if len(mine) == group.stop - group.start and mine == rows[first:first + len(mine)]:
                 # every member steps: the update works on the stack in place

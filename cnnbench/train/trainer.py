@@ -24,7 +24,9 @@ from cnnbench.train.precision import (
     grad_scaler,
     param_dtype,
     prepare_model,
+    resolve_channels_last,
     to_layout,
+    use_cuda_defaults,
 )
 from cnnbench.train.probes import (
     NullTimer,
@@ -93,7 +95,8 @@ class Trainer:
     COUNTERS = ("steps", "samples", "train_s", "eval_s", "start_loss", "time_to_target_s",
                 "grad_norm_rows", "compile_s", "compile_samples")
 
-    def __init__(self, spec: RunSpec, data: DeviceData) -> None:
+    def __init__(self, spec: RunSpec, data: DeviceData, *, stacked: bool = False) -> None:
+        """`stacked`: the run trains as a member of an ensemble (train/ensemble.py)."""
         self.spec, self.data, self.device = spec, data, data.device
         channels, size, _ = data.shape
         self.precision = spec.train.get("precision") or "fp32"
@@ -103,7 +106,10 @@ class Trainer:
                                   image_size=size, **spec.model_kwargs).to(self.device, self.dtype)
         self.optimizer = create_optimizer(spec.optimizer_name, self.model.parameters(),
                                           **spec.hparams)
-        self.channels_last = bool(spec.train.get("channels_last"))
+        self.channels_last = resolve_channels_last(spec.train.get("channels_last"), self.device,
+                                                   self.model, self.precision, stacked=stacked)
+        self.tf32 = use_cuda_defaults(self.device, spec.train.get("tf32"))
+        self.graphs = False  # whether its steps replay a CUDA graph (the ensemble sets it)
         self.compile = bool(spec.train.get("compile"))
         self.net = prepare_model(self.model, channels_last=self.channels_last,
                                  compile=self.compile, dynamic_batch=True)
@@ -114,7 +120,11 @@ class Trainer:
         n = len(data.train)
         self.full_batch = spec.batch_size == "full"
         self.batch_size = n if self.full_batch else min(int(spec.batch_size), n)
-        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        # graphs: true trains on whole batches only (a captured step has one shape)
+        self.drop_last = bool(spec.train.get("graphs"))
+        self.steps_per_epoch = (n // self.batch_size if self.drop_last
+                                else math.ceil(n / self.batch_size))
+        self.epoch_samples = self.steps_per_epoch * self.batch_size if self.drop_last else n
         self.scheduler = create_schedule(spec.train["schedule"], self.optimizer,
                                          epochs=spec.train["epochs"],
                                          steps_per_epoch=self.steps_per_epoch)
@@ -205,7 +215,8 @@ class Trainer:
         if self.full_batch:
             batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y)])
         else:
-            batches = self.data.train_batches(self.batch_size, self.generator)
+            batches = self.data.train_batches(self.batch_size, self.generator,
+                                              drop_last=self.drop_last)
         start = time.perf_counter()
         try:
             self.timer.data_start()
@@ -221,7 +232,7 @@ class Trainer:
             _synchronize(self.device)
             self.train_s += time.perf_counter() - start
             self.timer.epoch_end()
-        n = len(self.data.train)
+        n = self.epoch_samples
         epoch_loss = loss_sum.item() / n
         # the steps between two guard reads are not lost: their NaN is in the epoch's sum
         self.check_loss(epoch_loss, f"(the epoch's mean) by step {self.steps}")
