@@ -140,3 +140,18 @@ def test_the_cuda_keys_are_in_the_suite_schema(write_suite):
     path = write_suite(train={"tf32": False, "graphs": False, "channels_last": False})
     suite = yaml.safe_load(path.read_text())
     assert validate_suite(suite).train.tf32 is False
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_captured_members_replay_the_eager_numbers():
+    """The real capture (torch.cuda.graph) on a GPU: fp64, cosine lrs, two fused updates."""
+    cuda = torch.device("cuda")
+    data = prepare_data(validate_suite({**SUITE, "dataset": DATA}).dataset_config, cuda)
+    specs = _specs(MEMBERS)
+    eager = {spec.run_id: train(spec, data) for spec in specs}
+    results, ensemble = _ensemble(specs, data)
+    assert ensemble.graphs and ensemble._captured.graph is not None
+    for run_id, alone in eager.items():
+        assert results[run_id].summary["graphs"] is True
+        assert_same_history(alone.history, results[run_id].history, 1e-9)

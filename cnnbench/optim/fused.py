@@ -157,7 +157,9 @@ def _sgd_rule() -> FusedRule:
 # ─── Adam, AdamW ────────────────────────────────────────────────────────────────────────────────
 
 
-def _adam(rows: Rows) -> None:
+def _adam_moments(rows: Rows) -> tuple[Tensor, Tensor]:
+    """What Adam, NAdam and RAdam share: the step counted, weight decay (coupled, or decoupled
+    as AdamW's), both moments updated. Returns the gradient used and the step."""
     hp, t = rows.hp, rows.counters["step"]
     t += 1
     g = rows.g
@@ -169,6 +171,13 @@ def _adam(rows: Rows) -> None:
     exp_avg, exp_avg_sq = rows.state["exp_avg"], rows.state["exp_avg_sq"]
     exp_avg.lerp_(g, rows.coef(1 - hp["beta1"]))
     exp_avg_sq.mul_(rows.coef(hp["beta2"])).addcmul_(g, g * rows.coef(1 - hp["beta2"]))
+    return g, t
+
+
+def _adam(rows: Rows) -> None:
+    hp = rows.hp
+    g, t = _adam_moments(rows)
+    exp_avg, exp_avg_sq = rows.state["exp_avg"], rows.state["exp_avg_sq"]
     step_size = hp["lr"] / (1 - hp["beta1"] ** t)
     bias_correction2_sqrt = (1 - hp["beta2"] ** t).sqrt()
     second = exp_avg_sq
@@ -297,14 +306,8 @@ def _adamax_rule() -> FusedRule:
 
 
 def _nadam(rows: Rows) -> None:
-    hp, t = rows.hp, rows.counters["step"]
-    t += 1
-    g = rows.g
-    if rows.flags["decay"]:
-        if rows.flags["decoupled"]:
-            rows.p.mul_(rows.coef(1 - hp["lr"] * hp["weight_decay"]))
-        else:
-            g = coupled_decay(rows)
+    hp = rows.hp
+    g, t = _adam_moments(rows)
     bias_correction2 = 1 - hp["beta2"] ** t
     mu = hp["beta1"] * (1.0 - 0.5 * 0.96 ** (t * hp["momentum_decay"]))
     mu_next = hp["beta1"] * (1.0 - 0.5 * 0.96 ** ((t + 1) * hp["momentum_decay"]))
@@ -312,8 +315,6 @@ def _nadam(rows: Rows) -> None:
     product = rows.counters["mu_product"]
     product.copy_((product.float() * mu.float()).double())
     exp_avg, exp_avg_sq = rows.state["exp_avg"], rows.state["exp_avg_sq"]
-    exp_avg.lerp_(g, rows.coef(1 - hp["beta1"]))
-    exp_avg_sq.mul_(rows.coef(hp["beta2"])).addcmul_(g, g * rows.coef(1 - hp["beta2"]))
     denom = exp_avg_sq.div(rows.coef(bias_correction2)).sqrt().add_(rows.coef(hp["eps"]))
     rows.p.addcdiv_(g * rows.coef(-hp["lr"] * (1.0 - mu) / (1.0 - product)), denom)
     rows.p.addcdiv_(exp_avg * rows.coef(-hp["lr"] * mu_next / (1.0 - product * mu_next)),
@@ -332,17 +333,9 @@ def _nadam_rule() -> FusedRule:
 
 
 def _radam(rows: Rows) -> None:
-    hp, t = rows.hp, rows.counters["step"]
-    t += 1
-    g = rows.g
-    if rows.flags["decay"]:
-        if rows.flags["decoupled"]:
-            rows.p.mul_(rows.coef(1 - hp["lr"] * hp["weight_decay"]))
-        else:
-            g = coupled_decay(rows)
+    hp = rows.hp
+    g, t = _adam_moments(rows)
     exp_avg, exp_avg_sq = rows.state["exp_avg"], rows.state["exp_avg_sq"]
-    exp_avg.lerp_(g, rows.coef(1 - hp["beta1"]))
-    exp_avg_sq.mul_(rows.coef(hp["beta2"])).addcmul_(g, g * rows.coef(1 - hp["beta2"]))
     beta2 = hp["beta2"]
     bias_correction2 = 1 - beta2 ** t
     corrected = exp_avg / rows.coef(1 - hp["beta1"] ** t)
