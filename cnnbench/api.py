@@ -216,10 +216,13 @@ def report(results: Path, **options: Any) -> tuple[Report, pd.DataFrame, pd.Data
     return Report(runs, history, **options), runs, history
 
 
-def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05) -> pd.DataFrame:
+def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05,
+            allow_contended: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """The common runs of two results folders side by side (`analysis.compare`); a time
-    changed only beyond `factor` (and significant)."""
+    changed only beyond `factor` (and significant). Runs timed on a shared machine make it a
+    CnnbenchError unless `allow_contended`; returns the table and notes for the reader."""
     from cnnbench.analysis import compare as compare_runs
+    from cnnbench.analysis.timing import timing
     from cnnbench.results.loading import load_results
 
     runs_a, _ = load_results(dir_a)
@@ -231,7 +234,22 @@ def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05) -> p
         raise CnnbenchError("one of the folders holds no finished runs: nothing to compare")
     if not factor > 1:
         raise CnnbenchError(f"--factor must be > 1 (1.05 = 5%), not {factor:g}")
-    return compare_runs(runs_a, runs_b, metric=metric, factor=factor)
+    notes = []
+    for folder, runs in ((dir_a, runs_a), (dir_b, runs_b)):
+        found = timing(runs)
+        if not found.known and allow_contended:
+            notes.append(f"timing unknown in {folder}: its runs predate the timing columns, "
+                         "so --allow-contended does not apply there")
+        elif found.contended and not allow_contended:
+            shown = ", ".join(found.contended[:5]) + (" …" if len(found.contended) > 5 else "")
+            raise CnnbenchError(
+                f"{len(found.contended)} run(s) of {folder} trained on a shared machine "
+                f"(timing: contended: {shown}): their times would rank the machine, not the "
+                "runs. Re-time them (`cnnbench run SUITE --retime`) or pass --allow-contended")
+        elif found.contended:
+            notes.append(f"{len(found.contended)} run(s) of {folder} were timed on a shared "
+                         "machine (--allow-contended): their time ratios are the machine's")
+    return compare_runs(runs_a, runs_b, metric=metric, factor=factor), notes
 
 
 def grad_norms(results: Path, epochs: list[int] | None

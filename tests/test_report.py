@@ -39,12 +39,16 @@ def _invoke(*args: str):
 
 
 def test_table_shows_best_lr_curves_winner_and_edge_warning(results):
-    out = _invoke("report", results)
+    out = _invoke("report", results, "--section", "all")
     assert "best learning rate per model × optimizer" in out
     assert "●●" not in out and "×" in out  # failed grid points marked
     assert "0.01 ⚠" in out  # adam's best on mlp is the grid's low end
     assert "warning: the best lr of mlp / adam (0.01) is on the edge" in out
     assert "mean rank over 2 problem(s), by test error" in out
+    # the first screen folds the edge warnings into one line
+    brief = _invoke("report", results)
+    assert "0.01 ⚠" in brief and brief.count("on the edge of its grid") == 1
+    assert "best lr on the edge of its grid for cnn / adam, cnn / sgd, mlp / adam" in brief
 
 
 def test_markdown_pastes_as_tables(results):

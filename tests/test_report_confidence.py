@@ -37,13 +37,16 @@ def _invoke(*args: str, code: int = 0):
 
 
 def test_table_shows_paired_budget_and_p_best_each_with_the_protocol(five):
-    out = _invoke("report", five)
+    protocol = ("protocol: lr by best mean val_acc (final epoch) over 5 seed(s); tolerance "
+                "0.01; test_acc reported; tests at α = 0.05, Holm per problem")
+    first = _invoke("report", five)  # five seeds: the statistics are on the first screen too
+    assert "paired differences per seed" in first and "P(best)" in first
+    assert first.count(protocol) == 1 and "adam is best on mlp at lr" in first
+    out = _invoke("report", five, "--section", "all")
     assert "paired differences per seed" in out
     assert "adam better" in out and "+5.00 pt" in out
     assert "expected best val_acc % after k trials" in out
     assert "P(best)" in out
-    protocol = ("protocol: lr by best mean val_acc (final epoch) over 5 seed(s); tolerance "
-                "0.01; test_acc reported; tests at α = 0.05, Holm per problem")
     assert out.count(protocol) == 5  # under the two best-lr tables and the three new ones
     assert "note:" not in out  # five seeds: nothing to warn about
 
@@ -83,10 +86,14 @@ def test_markdown_json_and_csv_sections(five):
                                               (2, "2 seeds at some best lr")])
 def test_few_seeds_are_said(tmp_path, seeds, claim):
     folder = str(rf.write(tmp_path / "few", rf.runs(*_rows(seeds))))
-    out = _invoke("report", folder)
+    out = _invoke("report", folder, "--section", "all")
     assert claim in out
     if seeds == 1:
         assert "no test (1 seed)" in out and "adam better" not in out
+        # the first screen leaves the empty statistics out and says why in one line
+        first = _invoke("report", folder)
+        assert "paired differences" not in first and "P(best)" not in first
+        assert "(1 seed: not tested; run more seeds to tell)" in first
 
 
 def test_no_seed_in_common_falls_back_to_unpaired(tmp_path):
@@ -101,7 +108,9 @@ def test_no_seed_in_common_falls_back_to_unpaired(tmp_path):
     (("--at", "last"), "unknown evaluation 'last'; choose one of: final, best"),
     (("--tolerance", "0"), "--tolerance must be > 0"),
     (("--tolerance", "-0.01"), "--tolerance must be > 0"),
-    (("--format", "csv", "--section", "ranks"), "unknown section 'ranks'; choose one of: best"),
+    (("--format", "csv", "--section", "ranks"),
+     "unknown section 'ranks'; choose one of: all, best"),
+    (("--format", "csv", "--section", "all"), "--format csv writes one table"),
 ])
 def test_bad_report_input_exits_2(five, args, message):
     result = runner.invoke(app, ["report", five, *args])

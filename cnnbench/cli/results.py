@@ -18,6 +18,7 @@ from cnnbench.cli.options import (
     ResultsArg,
     choice_option,
     console,
+    err_console,
     parse_list,
     print_written,
 )
@@ -36,8 +37,10 @@ def _target(text: str | None) -> tuple[str, float] | None:
 
 
 class Section(Choice):
-    """The one table `report --format csv` writes."""
+    """What `report` shows: `all` of it (the table's default is the first screen), or the one
+    table `--format csv` writes."""
 
+    all = "all"
     best = "best"
     paired = "paired"
     budget = "budget"
@@ -63,12 +66,16 @@ def report(
     ] = None,
     fmt: FormatOpt = Format.table,
     plots: PlotsOpt = None,
-    section: Annotated[Section, choice_option(
+    section: Annotated[Section | None, choice_option(
         Section, "section", "--section",
-        help="--format csv: which table (best lrs, paired comparisons, expected best after k "
-             "trials, their crossings, P(best))")] = Section.best,
+        help="all: every table and warning (the table's default is the first screen); "
+             "--format csv: which table (best lrs, paired comparisons, expected best after k "
+             "trials, their crossings, P(best); default best)")] = None,
     output: Annotated[Path | None, typer.Option(
         help="the file --format html writes (default DIR/report.html)")] = None,
+    allow_contended: Annotated[bool, typer.Option(
+        "--allow-contended", help="rank by time to target even runs that shared the machine")
+    ] = False,
 ) -> None:
     """Best learning rate per model and optimizer: test metric, LR sensitivity, time, memory;
     paired comparisons, expected best after k trials and P(best)."""
@@ -76,13 +83,16 @@ def report(
 
     result, runs, history = api.report(
         results_dir, metric=metric, at=at.value, by=parse_list(by, str, "--by", "columns"),
-        tolerance=tolerance, target=_target(target))
+        tolerance=tolerance, target=_target(target), allow_contended=allow_contended)
+    if allow_contended and not result.timing.known:
+        err_console.print(f"note: timing unknown in {results_dir}: its runs predate the timing "
+                          "columns, so --allow-contended does not apply", highlight=False)
     if fmt is Format.html:
         from cnnbench.render.html import write_html
 
         print_written([write_html(result, runs, history, output or results_dir / "report.html")])
     else:
-        write_report(result, console, fmt.value, section=section.value)
+        write_report(result, console, fmt.value, section=section.value if section else None)
     if plots is not None:
         from cnnbench.render.confidence_figures import write_confidence_figures
         from cnnbench.render.plots import write_figures
@@ -99,13 +109,19 @@ def compare(
     fmt: FormatOpt = Format.table,
     factor: Annotated[float, typer.Option(
         help="a time changed only beyond this ratio (and significant): 1.05 = 5%")] = 1.05,
+    allow_contended: Annotated[bool, typer.Option(
+        "--allow-contended", help="compare times even of runs that shared the machine")
+    ] = False,
 ) -> None:
     """Two result sets side by side on their common runs: time and memory ratios, metric
     differences; a change is flagged only when significant (Welch), a time only when also
     beyond --factor."""
-    from cnnbench.render.report import write_compare
+    from cnnbench.render.compare import write_compare
 
-    table = api.compare(dir_a, dir_b, metric, factor=factor)
+    table, notes = api.compare(dir_a, dir_b, metric, factor=factor,
+                               allow_contended=allow_contended)
+    for note in notes:
+        err_console.print(f"note: {note}", highlight=False)
     write_compare(table, console, fmt.value, metric=metric, names=(str(dir_a), str(dir_b)))
 
 

@@ -61,6 +61,9 @@ def run(
         min=1, help="runs at once, in separate processes (one GPU each on cuda)")] = 1,
     rerun_failed: Annotated[bool, typer.Option(
         "--rerun-failed", help="run again runs that ended in error, oom or timeout")] = False,
+    retime: Annotated[bool, typer.Option(
+        "--retime", help="run again the runs whose timing was contended (they shared the "
+                         "machine): same seeds, same numbers, new times")] = False,
     track: Annotated[str | None, typer.Option(
         help="log live to a tracker: mlflow:URI (a failing store never stops training)")
     ] = None,
@@ -87,7 +90,8 @@ def run(
         _search_note(suite, out)
         return
     options = dict(reporter=_reporter(track, suite, suite_file), rerun=rerun,
-                   rerun_failed=rerun_failed, data_dir=data_dir, fail_fast=fail_fast,
+                   rerun_failed=rerun_failed, retime=retime, data_dir=data_dir,
+                   fail_fast=fail_fast,
                    workers=workers, execution=execution.value if execution else None,
                    ensemble_max=ensemble_max)
     done, rounds = (api.run_search(suite, out, shard=shard, **options) if search

@@ -16,7 +16,7 @@ from cnnbench.suite import RunSpec, Suite, expand
 
 
 def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = False,
-              rerun_failed: bool = False, data_dir: str | None = None,
+              rerun_failed: bool = False, retime: bool = False, data_dir: str | None = None,
               reporter: PlainReporter | None = None, fail_fast: bool = False,
               workers: int = 1, specs: list[RunSpec] | None = None,
               execution: Execution | None = None,
@@ -24,7 +24,8 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
     """Run every run of the suite (or `specs`) not already in `out`; write one file per run.
 
     An unfinished run resumes from its last per-epoch checkpoint. With `rerun_failed`, runs that
-    ended in error, oom or timeout run again; with `fail_fast`, the suite stops after the first
+    ended in error, oom or timeout run again; with `retime`, runs whose timing was contended (they
+    shared the machine) run again; with `fail_fast`, the suite stops after the first
     such run; with `workers` > 1, that many processes share the runs; `specs` narrows the suite
     to some of its runs (a shard); `execution` (default: the suite's) trains runs that differ
     only in lr, seed or hyper-parameter values as vectorized ensembles of up to `ensemble_max`
@@ -45,6 +46,9 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
                      f"{', '.join(str(p) for p, _ in store.damaged)}")
     if rerun_failed:
         done = {k: v for k, v in done.items() if v not in FAILED}
+    if retime:  # seeded runs: the same numbers again, timed on a machine of their own now
+        contended = store.contended_ids()
+        done = {k: v for k, v in done.items() if k not in contended}
     todo = [s for s in specs if s.run_id not in done]
     if workers > 1 and len(todo) > 1:
         outcome = run_workers(suite, out, specs, todo, workers=workers, data_dir=data_dir,

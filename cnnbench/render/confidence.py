@@ -163,9 +163,10 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 # ── output ─────────────────────────────────────────────────────────────────────────────────
-def print_confidence(report: Report, console: Console) -> None:
-    """The confidence tables, each followed by the protocol line, then crossings and notes."""
-    protocol = protocol_line(report)
+def print_confidence(report: Report, console: Console, *, protocol: bool = True) -> None:
+    """The confidence tables, each followed by the protocol line (unless `protocol` is False:
+    the first screen prints it once), then crossings and notes."""
+    line = protocol_line(report)
     for title, header, rows in _tables(report):
         table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
         for column in header:
@@ -174,7 +175,8 @@ def print_confidence(report: Report, console: Console) -> None:
         for cells in rows:
             table.add_row(*map(Text, cells))  # plain text: a name may hold "[", not markup
         console.print(fitted(table, console))
-        console.print(protocol, highlight=False, style="dim")
+        if protocol:
+            console.print(line, highlight=False, style="dim")
         if title.startswith("expected best"):
             # one print: a print per line took 0.05 s at 430 crossings
             console.print("\n".join(crossing_lines(report))

@@ -14,8 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnbench import analysis
+from cnnbench.analysis.timing import contended_at_best, timing
 from cnnbench.errors import CnnbenchError
-from cnnbench.render import confidence
+from cnnbench.render import confidence, summary
 from cnnbench.render.fitting import fitted
 from cnnbench.render.numbers import (
     DASH,
@@ -39,7 +40,8 @@ class Report:
     def __init__(self, runs: pd.DataFrame, history: pd.DataFrame | None = None, *,
                  metric: str = "val_acc", at: str = "final",
                  by: Sequence[str] = analysis.DEFAULT_BY, tolerance: float = 0.01,
-                 target: tuple[str, float] | None = None) -> None:
+                 target: tuple[str, float] | None = None, allow_contended: bool = False) -> None:
+        """`allow_contended`: rank optimizers by time even where runs shared the machine."""
         self.metric, self.at, self.tolerance = metric, at, tolerance
         self.test = analysis.test_metric(metric)
         # once: with at="best" it sorts the whole history
@@ -49,9 +51,17 @@ class Report:
         self.keys: list[str] = self.best.attrs["keys"]
         self.curve = analysis.lr_curve(runs, history, metric=metric, at=at, by=by,
                                        scores=scores)
+        self.timing = timing(runs)
         self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric)
+        # a ranking by time on times the machine's load made is refused unless asked for
+        self.time_refused = (self.cost_name == "seconds to target" and not allow_contended
+                             and bool(self.timing.contended))
+        if self.time_refused:
+            self.costs, self.cost_name = analysis.problem_costs(self.best, metric=metric,
+                                                                cost="error")
         self.ranks = analysis.mean_rank(self.costs)
         self.confidence = analysis.conclusions(runs, history, self.best, scores=scores)
+        self.contended = contended_at_best(runs, self.best, self.keys).tolist()
 
     @property
     def problem_keys(self) -> list[str]:
@@ -96,7 +106,8 @@ class Report:
         worst = analysis.worst_value(self.metric)
         shared_grid = bool(self.grid_label())
         rows = []
-        for row, winner in zip(self.best.to_dict("records"), self.winners(), strict=True):
+        for row, winner, contended in zip(self.best.to_dict("records"), self.winners(),
+                                          self.contended, strict=True):
             win = "bold green" if winner else ""
             failed_at_best = "red" if row[f"{self.test}_mean"] == worst else ""
             cells = {k: Text(str(row[k]), style=win if k == "optimizer" else "")
@@ -119,7 +130,9 @@ class Report:
             cells["curve"] = curves[tuple(str(row[k]) for k in self.keys)]
             cells["near best"] = Text(DASH if missing(row["sensitivity_share"]) else (
                 f"{row['sensitivity_decades']:.2g} dec {100 * row['sensitivity_share']:.0f}%"))
-            cells["s/epoch"] = Text(fmt_seconds(row["s_per_epoch"]))
+            seconds = fmt_seconds(row["s_per_epoch"])
+            cells["s/epoch"] = Text(f"{seconds} {summary.CONTENDED_MARK}", style="yellow") \
+                if contended else Text(seconds)
             cells["to target s"] = Text(DASH if row["target_reached"] == 0 else (
                 f"{fmt_seconds(row['time_to_target_s'])} ({row['target_reached']}/"
                 f"{row['seeds']})"))
@@ -153,7 +166,10 @@ class Report:
         if self.ranks.empty:
             return ""
         ranks = ", ".join(f"{opt} {rank:.2f}" for opt, rank in self.ranks.items())
-        return (f"mean rank over {len(self.costs)} problem(s), by {self.cost_name} "
+        refused = (f" (not by seconds to target: {len(self.timing.contended)} run(s) shared "
+                   "the machine; --allow-contended ranks by them anyway)"
+                   if self.time_refused else "")
+        return (f"mean rank over {len(self.costs)} problem(s), by {self.cost_name}{refused} "
                 f"(1 = best): {ranks}")
 
 
@@ -166,9 +182,10 @@ def _problem_changes(report: Report) -> list[bool]:
 
 
 def _table(report: Report, title: str, columns: list[str], rows: list[dict[str, Text]],
-           starts: list[bool]) -> Table:
-    """One of the report's two tables; `starts`: `_problem_changes`."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+           starts: list[bool], *, edges: bool = True) -> Table:
+    """One of the report's two tables; `starts`: `_problem_changes`; without `edges`, no blank
+    line above the header and below the rows (the first screen)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=edges)
     for column in columns:
         table.add_column(column, justify="left" if column in (*report.keys, "curve") else
                          "right", no_wrap=column not in report.keys)
@@ -191,16 +208,35 @@ def _titles(report: Report) -> tuple[str, str]:
 report_titles = _titles  # the two tables' titles, shared with the HTML page
 
 
-def print_report(report: Report, console: Console) -> None:
+def _brief_titles(report: Report) -> tuple[str, str]:
+    """The first screen's titles: one line each (the protocol line says how lrs were chosen)."""
+    grid = report.grid_label()
+    return (f"best learning rate per {' × '.join(report.keys)}: {report.test} there, ± std, "
+            "95% CI",
+            f"{report.metric} across the lr grid{f' ({grid})' if grid else ''}; costs at the "
+            "best lr")
+
+
+def print_report(report: Report, console: Console, *, section: str = "summary") -> None:
+    """The first screen (render/summary.py), or with `section="all"` every table, each with the
+    protocol line, and every warning."""
     if report.best.empty:
         console.print("no finished runs yet")
         return
     rows = report.rows()
     choice, costs = report.parts(rows)
-    titles, starts = _titles(report), _problem_changes(report)
-    for title, columns in zip(titles, (choice, costs), strict=True):
-        console.print(fitted(_table(report, title, columns, rows, starts), console))
+    brief = section != "all"
+    titles, starts = (_brief_titles if brief else _titles)(report), _problem_changes(report)
+    tables = [fitted(_table(report, title, columns, rows, starts, edges=not brief), console)
+              for title, columns in zip(titles, (choice, costs), strict=True)]
+    if brief:
+        summary.print_summary(report, console, tables)
+        return
+    for table in tables:
+        console.print(table)
         console.print(confidence.protocol_line(report), highlight=False, style="dim")
+    for note in summary.timing_notes(report):
+        console.print(f"[yellow]{note}[/]", highlight=False)
     if line := report.rank_line():
         console.print(line, highlight=False)
     for warning in report.warnings():
@@ -239,6 +275,7 @@ def to_markdown(report: Report) -> str:
     if line := report.rank_line():
         parts += [line[0].upper() + line[1:] + ". Bold: the best optimizer of its problem."]
     parts += [""] + [f"> ⚠ {w}" for w in report.warnings()]
+    parts += [""] + [f"> {note}" for note in summary.timing_notes(report)]
     return "\n".join(parts).rstrip() + "\n\n" + confidence.confidence_markdown(report)
 
 
@@ -247,7 +284,12 @@ def to_json(report: Report) -> str:
                         "tolerance": report.tolerance, "test_metric": report.test},
            "best": records(report.best), "curves": records(report.curve),
            "mean_rank": {"cost": report.cost_name, **report.ranks.to_dict()},
-           "warnings": report.warnings(), "confidence": confidence.confidence_json(report)}
+           "warnings": report.warnings(), "confidence": confidence.confidence_json(report),
+           "timing": {"known": bool(report.timing.known), "contended": report.timing.contended,
+                      "reasons": report.timing.reasons,
+                      "spreads": [{"model": s.model, "low_s": s.low, "high_s": s.high,
+                                   "runs": s.runs} for s in report.timing.spreads],
+                      "notes": summary.timing_notes(report)}}
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -262,86 +304,24 @@ def check_format(fmt: str) -> None:
         raise CnnbenchError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
-def write_report(report: Report, console: Console, fmt: str, *, section: str = "best") -> None:
-    """Show the report in one of FORMATS; text formats go to stdout unstyled. CSV holds one
-    table: `section` (confidence.SECTIONS)."""
+def write_report(report: Report, console: Console, fmt: str, *,
+                 section: str | None = None) -> None:
+    """Show the report in one of FORMATS; text formats go to stdout unstyled. The table is the
+    first screen unless `section` is `all`; CSV holds one table: `section` (default best,
+    confidence.SECTIONS); markdown and JSON hold everything."""
     check_format(fmt)
     if fmt == "table":
-        print_report(report, console)
+        print_report(report, console, section=section or "summary")
         return
+    section = section or "best"
+    if fmt == "csv" and section == "all":
+        raise CnnbenchError("--format csv writes one table: choose --section best, paired, "
+                            "budget, crossings or p-best (markdown and json hold them all)")
     csv = to_csv if section == "best" else lambda r: confidence.confidence_csv(r, section)
     text = {"markdown": to_markdown, "csv": csv, "json": to_json}[fmt](report)
     console.file.write(text)
 
 
-# ── two result sets side by side ────────────────────────────────────────────────────────────
-def _flag(value: bool | None, why: str) -> str:
-    """yes / no with why (which of factor and significance held); ? without a noise estimate."""
-    return "?" if value is None else ("yes: " if value else "no: ") + why
-
-
-def compare_rows(table: pd.DataFrame, metric: str = "test_acc") -> list[dict[str, str]]:
-    rows = []
-    for row in table.to_dict("records"):
-        cells = {k: str(row[k]) for k in ("model", "optimizer") if k in row}
-        if "batch" in row:
-            cells["batch"] = str(row["batch"])
-        cells["lr"] = f"{row['lr']:.3g}"
-        cells["seeds"] = f"{row['both_ok']}/{row['seeds']}"
-        cells["s/epoch A"] = fmt_seconds(row["s_per_epoch_a"])
-        cells["s/epoch B"] = fmt_seconds(row["s_per_epoch_b"])
-        cells["time B/A"] = DASH if missing(row["time_ratio"]) else f"{row['time_ratio']:.2f}×"
-        cells["time changed"] = _flag(row["time_flag"], row["time_why"])
-        cells["memory B/A"] = DASH if missing(row["memory_ratio"]) else \
-            f"{row['memory_ratio']:.2f}×"
-        cells[f"{metric} A"] = fmt_metric(row[f"{metric}_a"], metric)
-        cells[f"{metric} B"] = fmt_metric(row[f"{metric}_b"], metric)
-        diff = row[f"{metric}_diff"]
-        cells["B − A"] = DASH if missing(diff) else (
-            f"{100 * diff:+.2f} pt" if metric.endswith("acc") else f"{diff:+.4f}")
-        cells[f"{metric} changed"] = _flag(row[f"{metric}_flag"], row[f"{metric}_why"])
-        rows.append(cells)
-    return rows
-
-
-COMPARE_NOTE = ("B/A: ratio of means over the seeds ok on both sides; a time changed only when "
-                "the ratio is beyond the factor (asv's rule) and Welch's t-test on log seconds "
-                "gives p < 0.05, the metric when Welch's test does (scipy, with its degrees of "
-                "freedom); ? = fewer than 2 seeds, noise unknown")
-
-
-def write_compare(table: pd.DataFrame, console: Console, fmt: str, *,
-                  metric: str = "test_acc", names: tuple[str, str] = ("A", "B")) -> None:
-    check_format(fmt)
-    if fmt == "csv":
-        console.file.write(table.to_csv(index=False))
-        return
-    if fmt == "json":
-        console.file.write(json.dumps({"a": names[0], "b": names[1],
-                                       "runs": records(table)}, indent=2) + "\n")
-        return
-    if table.empty:
-        console.print("no common runs: nothing to compare (runs match by run_id, or by model, "
-                      "optimizer, lr and seed)")
-        return
-    rows = compare_rows(table, metric)
-    legend = f"A = {names[0]}, B = {names[1]}"
-    if fmt == "markdown":
-        console.file.write(f"{legend}\n\n" + markdown_table(list(rows[0]), [list(r.values())
-                                                                           for r in rows])
-                           + f"\n\n{COMPARE_NOTE}.\n")
-        return
-    out = Table(title=f"{legend}: {len(table)} common configuration(s)", box=box.SIMPLE_HEAD)
-    for column in rows[0]:
-        out.add_column(column, justify="left" if column in ("model", "optimizer") else "right")
-    for cells in rows:
-        out.add_row(*(Text(v, style="bold yellow" if v.startswith("yes") else "")
-                      for v in cells.values()))
-    console.print(out)
-    console.print(COMPARE_NOTE, highlight=False)
-
-
-# ── gradient norms against depth ────────────────────────────────────────────────────────────
 GRAD_NORM_NOTE = ("L2 norms of the weight tensors' gradients (rank ≥ 2; layers: how many): "
                   "first = the layer nearest the input, last = the classifier, min and median "
                   "over all; epoch 0 = the first step, at initialisation")

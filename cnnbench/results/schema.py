@@ -91,6 +91,16 @@ RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "graphs": (_B, "training steps replayed from a captured CUDA graph"),
     "dropped_per_epoch": (_I, "samples of each epoch not trained (graphs: true drops the last, "
                               "smaller batch)"),
+    # what the run got of the machine (train/machine.py)
+    "timing": (_S, "clean | contended: whether the run shared the machine while it trained"),
+    "timing_reason": (_S, "why contended"),
+    "cpu_s": (_F, "process CPU time over the training loop, all threads (s)"),
+    "cpu_share": (_F, "cpu_s / (training-loop wall time × torch threads): 1 = a core each"),
+    "load_start": (_F, "the machine's 1-minute load average at the run's start"),
+    "load_end": (_F, "the machine's 1-minute load average at the run's end"),
+    "logical_cpus": (_I, "logical CPUs of the machine"),
+    "gpu_other_processes": (_I, "other processes on the run's GPU (NVML; null where unknown)"),
+    "gpu_other_bytes": (_I, "GPU memory those processes held (bytes)"),
     "compile_s": (_F, "s spent compiling (compile: true)"),
     "loss_scale": (_F, "fp16 loss scale at the end"),
     "step_ms_median": (_F, "ms"), "step_ms_p90": (_F, "ms"), "data_ms_median": (_F, "ms"),

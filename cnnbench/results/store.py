@@ -162,6 +162,18 @@ class ResultStore:
         return dict(zip(scan.table.column("run_id").to_pylist(),
                         scan.table.column("status").to_pylist(), strict=True))
 
+    def contended_ids(self) -> set[str]:
+        """The runs whose newest row says `timing: contended` (older rows have no timing)."""
+        table = read_runs(self.root, columns=["run_id", "timing", "written_at"]).table
+        if "timing" not in table.column_names:
+            return set()
+        newest: dict[str, tuple] = {}
+        for run_id, timing, at in zip(*(table.column(c).to_pylist()
+                                         for c in ("run_id", "timing", "written_at"))):
+            if run_id not in newest or at >= newest[run_id][0]:
+                newest[run_id] = (at, timing)
+        return {run_id for run_id, (_, timing) in newest.items() if timing == "contended"}
+
     def finished_ids(self) -> dict[str, str]:
         """run_id → status of every run that has a row (interrupted ones excluded)."""
         return {k: v for k, v in self.statuses().items() if v in DONE}

@@ -171,7 +171,8 @@ def _probe_columns(spec: RunSpec, data: DeviceData, trainer: Trainer,
         "precision": trainer.precision, "channels_last": trainer.channels_last,
         "tf32": trainer.tf32, "cudnn_benchmark": True if data.device.type == "cuda" else None,
         "graphs": trainer.graphs,
-        "dropped_per_epoch": len(data.train) - trainer.epoch_samples}
+        "dropped_per_epoch": len(data.train) - trainer.epoch_samples,
+        **trainer.machine.columns()}
     if trainer.compile:
         columns["compile_s"] = trainer.compile_s
     if trainer.scaler is not None:  # fp16: where the loss scale ended (65536 at the start)

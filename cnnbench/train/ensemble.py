@@ -40,6 +40,7 @@ from cnnbench.train import signals
 from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.engine import RunResult, TimedOut, build_outcome, resume_trainer, time_limit
 from cnnbench.train.graphs import graph_step, graphs_supported
+from cnnbench.train.machine import MachineProbe
 from cnnbench.train.precision import autocast
 from cnnbench.train.probes import MemoryProbe, NullTimer, SharedMemory, SharedTimer, StepTimer
 from cnnbench.train.stacking import StackedOptimizers, StackedParams, stack_order
@@ -112,9 +113,11 @@ class Ensemble:
         for member in self.members:
             member.trainer.graphs = self.graphs
         self.timer = StepTimer(self.device) if "time" in first.spec.probes else NullTimer()
+        self.machine = MachineProbe(self.device)  # shared: the members trained on one machine
         self.memory = MemoryProbe(self.device)
         for member in self.members:
             member.trainer.timer = SharedTimer(self.timer, self.size)
+            member.trainer.machine = self.machine
         self._train_call = vmap(self._train_loss, in_dims=(0, 0, 0, 0), randomness="different")
         self._eval_call = vmap(self._eval_loss, in_dims=(0, 0, None, None),
                                randomness="different")
@@ -211,6 +214,7 @@ class Ensemble:
         # turned into a CUDA tensor every step would synchronize every step)
         rows = torch.arange(len(group), device=self.device)
         start = time.perf_counter()
+        self.machine.start()
 
         def share_s() -> float:  # a member's share of the epoch's time so far
             return (time.perf_counter() - start) / len(group)
@@ -238,6 +242,7 @@ class Ensemble:
         finally:  # stopped mid-epoch (signal, time limit): the partial epoch counts, as alone
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
+            self.machine.stop()
             share = share_s()
             for member in active:
                 member.trainer.train_s += share

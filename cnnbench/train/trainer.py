@@ -19,6 +19,7 @@ from cnnbench.optim import create_optimizer
 from cnnbench.optim.schedules import create_schedule
 from cnnbench.suite import RunSpec
 from cnnbench.train import signals
+from cnnbench.train.machine import MachineProbe
 from cnnbench.train.precision import (
     autocast,
     grad_scaler,
@@ -138,6 +139,7 @@ class Trainer:
         self.train_s = self.eval_s = 0.0
         self.time_to_target_s: float | None = None
         self.timer = StepTimer(self.device) if "time" in spec.probes else NullTimer()
+        self.machine = MachineProbe(self.device)  # what the training loop got of the machine
         self.grad_norm_rows: list[dict[str, Any]] | None = (
             [] if "grad_norms" in spec.probes else None)
 
@@ -218,6 +220,7 @@ class Trainer:
             batches = self.data.train_batches(self.batch_size, self.generator,
                                               drop_last=self.drop_last)
         start = time.perf_counter()
+        self.machine.start()
         try:
             self.timer.data_start()
             for x, y in batches:
@@ -230,6 +233,7 @@ class Trainer:
                 self._after_step(step_loss, step_correct, len(y), loss_sum, correct)
         finally:  # a run stopped mid-epoch (diverged, timeout, signal) keeps its partial epoch
             _synchronize(self.device)
+            self.machine.stop()
             self.train_s += time.perf_counter() - start
             self.timer.epoch_end()
         n = self.epoch_samples

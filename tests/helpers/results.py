@@ -58,3 +58,15 @@ def write(folder: Path, frame: pd.DataFrame, epochs: int = 2) -> Path:
     for r in frame.to_dict("records"):
         store.write(r, history[history["run_id"] == r["run_id"]].to_dict("records"))
     return folder
+
+
+def strip_columns(folder: Path, columns: list[str]) -> None:
+    """Rewrite a folder's `runs` files without `columns`: a folder of a release before them."""
+    import pyarrow.parquet as pq
+
+    from cnnbench.results.files import table_files
+
+    for path in table_files(folder, "runs"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns([c for c in columns if c in table.column_names]),
+                       path)
