@@ -9,6 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from cnnbench.errors import CnnbenchError, SuiteError
+from cnnbench.version import __version__  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from cnnbench.execute.runner import run_suite
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from cnnbench.results.loading import load_grad_norms, load_results
     from cnnbench.suite import RunSpec, expand, load_suite
 
-# public name → the module that defines it
+
 _LAZY = {
     "run_suite": "cnnbench.execute.runner",
     "create_model": "cnnbench.models",
@@ -31,7 +32,6 @@ _LAZY = {
 
 __all__ = ["CnnbenchError", "SuiteError", "RunSpec", "create_model", "create_optimizer",
            "expand", "load_grad_norms", "load_results", "load_suite", "run_suite"]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:

@@ -312,12 +312,17 @@ def export(results: Path, *, mlflow: str | None = None, tensorboard: Path | None
     import tempfile
 
     from cnnbench.execute.slurm import SUITE_COPY
+    from cnnbench.outputs import check_mlflow_uri, check_output_folder
     from cnnbench.results.loading import load_results
 
     if mlflow is None and tensorboard is None:
         raise CnnbenchError("export needs a target: --mlflow URI and/or --tensorboard LOGDIR")
     if suite_file is not None and not Path(suite_file).is_file():
         raise CnnbenchError(f"--suite {str(suite_file)!r}: no such file")
+    if tensorboard is not None:
+        check_output_folder(tensorboard, "--tensorboard")
+    if mlflow is not None:
+        check_mlflow_uri(mlflow, "--mlflow")
     runs, history = load_results(results)
     if runs.empty:
         raise CnnbenchError(f"no finished runs in {str(results)!r}")

@@ -143,6 +143,10 @@ def test_the_report_marks_contended_cells_and_says_so_once(contended_folder):
     assert sgd and all(" *" in line for line in sgd) and not any(" *" in a for a in adam)
     notes = [line for line in lines if "trained while the machine was shared" in line]
     assert len(notes) == 1 and "2 of 4 run(s)" in notes[0] and "--retime" in notes[0]
+    page = contended_folder / "page.html"
+    html = runner.invoke(app, ["report", str(contended_folder), "--format", "html", "--output",
+                               str(page)])
+    assert html.exit_code == 0 and "trained while the machine was shared" in page.read_text()
 
 
 def test_compare_refuses_contended_times_unless_asked(contended_folder, tmp_path):

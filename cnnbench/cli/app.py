@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -54,6 +55,21 @@ def _show_warning(message, category, *args, **kwargs) -> None:
 app = typer.Typer(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False, add_completion=False,
                   help="Benchmark image classifiers and their optimizers from YAML suites.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from cnnbench.version import __version__
+
+        typer.echo(f"cnnbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="print cnnbench's version and exit")] = False) -> None:
+    """Benchmark image classifiers and their optimizers from YAML suites."""
 
 
 def main() -> None:

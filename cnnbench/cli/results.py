@@ -23,6 +23,7 @@ from cnnbench.cli.options import (
     print_written,
 )
 from cnnbench.errors import CnnbenchError
+from cnnbench.outputs import check_output_file
 
 
 def _target(text: str | None) -> tuple[str, float] | None:
@@ -81,6 +82,8 @@ def report(
     paired comparisons, expected best after k trials and P(best)."""
     from cnnbench.render.report import write_report
 
+    if fmt is Format.html and (output is not None or results_dir.is_dir()):
+        check_output_file(output or results_dir / "report.html", "--output")
     result, runs, history = api.report(
         results_dir, metric=metric, at=at.value, by=parse_list(by, str, "--by", "columns"),
         tolerance=tolerance, target=_target(target), allow_contended=allow_contended)

@@ -102,6 +102,9 @@ def profile(
     from cnnbench.tools.profile import profile_table, write_rows
 
     sizes = parse_list(batch_sizes, int, "--batch-sizes", "integers, e.g. 32,64,128")
+    if not sizes or min(sizes) < 1:
+        raise CnnbenchError(f"--batch-sizes {batch_sizes!r}: give positive integers, e.g. "
+                            "32,64,128")
     if out is not None and out.suffix not in (".parquet", ".csv"):
         raise CnnbenchError(f"--out {str(out)!r}: name a .parquet or .csv file")
     rows = api.profile(model, dataset=dataset, input=input, classes=classes, data_dir=data_dir,

@@ -10,6 +10,7 @@ import sys
 import torch
 
 from cnnbench.train.devices import device_name
+from cnnbench.version import __version__
 
 
 @functools.cache
@@ -26,6 +27,7 @@ def git_commit() -> str | None:
 @functools.cache
 def _static() -> dict[str, str | None]:
     return {
+        "cnnbench_version": __version__,
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda,
         "python_version": sys.version.split()[0],

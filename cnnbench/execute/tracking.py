@@ -40,9 +40,11 @@ class TrackingReporter(PlainReporter):
     def __init__(self, inner: PlainReporter, uri: str, suite: str,
                  suite_file: Path | None = None) -> None:
         super().__init__(inner.stream)
+        from cnnbench.outputs import check_mlflow_uri
         from cnnbench.render.exports import require
 
         require("mlflow", "mlflow", "--track mlflow:URI")  # the extra: checked before training
+        check_mlflow_uri(uri, "--track mlflow:", paths=False)
         self.inner, self.uri, self.suite, self.suite_file = inner, uri, suite, suite_file
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.failed = False

@@ -20,6 +20,7 @@ from cnnbench.render.numbers import metric_scale
 from cnnbench.render.problems import problem_frames
 from cnnbench.render.report import Report, report_titles
 from cnnbench.render.style import plotly_style, styles_by_name
+from cnnbench.render.summary import timing_notes
 
 ENVIRONMENT = ("torch_version", "cuda_version", "python_version", "device", "device_name",
                "torch_threads", "host", "git_commit")
@@ -200,6 +201,7 @@ def _report_tables(report: Report) -> str:
     if line := report.rank_line():
         parts.append(f"<p>{html.escape(line)}</p>")
     parts += [f'<p class="warn">⚠ {html.escape(w)}</p>' for w in report.warnings()]
+    parts += [f'<p class="warn">{html.escape(note)}</p>' for note in timing_notes(report)]
     return "\n".join(parts)
 
 

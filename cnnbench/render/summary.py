@@ -92,23 +92,27 @@ def _same_problem(paired, row: dict, keys: list[str]):
 
 def brief_warnings(report: Report) -> list[str]:
     """The report's warnings, those of one kind folded into one line."""
-    edge, dead, other = [], [], []
+    edge, dead, single = [], [], []
     for row in report.best.to_dict("records"):
         name = " / ".join(str(row[k]) for k in report.keys)
         if row["ok"] == 0:
             dead.append(name)
-        elif row["on_edge"]:
+            continue
+        if row["on_edge"]:
             edge.append(name)
+        if row["grid_points"] == 1:
+            single.append(name)
     lines = []
     if edge:
         lines.append(f"best lr on the edge of its grid for {_some(edge)}: the optimum may lie "
                      "outside it; widen the grid")
+    if single:
+        lines.append(f"run at one lr only: {_some(single)}: no lr was selected")
     if dead:
         lines.append(f"no run of {_some(dead)} finished ok: every lr diverged or ended in an "
                      "error, so it has no best lr")
-    other = [w for w in report.warnings()
-             if "on the edge of its grid" not in w and "finished ok" not in w]
-    return lines + other
+    folded = ("on the edge of its grid", "finished ok", "at one lr only")
+    return lines + [w for w in report.warnings() if not any(f in w for f in folded)]
 
 
 def _some(names: list[str], shown: int = 4) -> str:

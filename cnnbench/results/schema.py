@@ -67,6 +67,7 @@ RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "device": (_S, "device the run used"),
     "execution": (_S, "sequential | ensemble: trained alone or as a vectorized ensemble member"),
     "ensemble_size": (_I, "runs trained together (1: alone)"),
+    "cnnbench_version": (_S, "the cnnbench that ran it"),
     "torch_version": (_S, ""), "cuda_version": (_S, ""), "python_version": (_S, ""),
     "host": (_S, ""), "git_commit": (_S, ""), "device_name": (_S, "GPU or CPU name"),
     "torch_threads": (_I, "intra-op threads"),

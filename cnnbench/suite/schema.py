@@ -241,7 +241,9 @@ class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     dataset: str | DatasetConfig
     train: TrainConfig = TrainConfig()
-    seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = 1
+    # a seed is stored as an int64 column (and torch takes no more)
+    seeds: Annotated[int, Field(ge=1)] | Annotated[
+        list[Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]], Field(min_length=1)] = 1
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     # sequential: one run after another; ensemble: runs that differ only in lr, seed or optimizer
     # hyper-parameter values train as one vectorized ensemble; auto: the ensemble on CUDA only
