@@ -95,3 +95,15 @@ def test_track_refuses_an_unknown_scheme_before_training(write_suite, tmp_path):
     _fails(["run", str(write_suite()), "--out", str(out), "--track", "mlflow:bogus://x"],
            "unknown scheme 'bogus'")
     assert not (out / "runs").exists()
+
+
+def test_a_suite_past_the_run_limit_is_refused_before_it_is_expanded(write_suite, monkeypatch):
+    typo = write_suite(matrix={"model": ["mlp"], "optimizer": ["sgd", "adam"],
+                               "lr": {"log": [1e-6, 1.0], "num": 3000000}})
+    _fails(["validate", str(typo)], "plans 6,000,000 runs", "more than the limit of 1,000,000",
+           "matrix.lr", "CNNBENCH_MAX_RUNS=6000000")
+    small = write_suite(name="small.yaml", seeds=3)  # 2 optimizers × 2 lrs × 3 seeds = 12
+    monkeypatch.setenv("CNNBENCH_MAX_RUNS", "10")
+    _fails(["validate", str(small)], "plans 12 runs", "seeds")
+    monkeypatch.setenv("CNNBENCH_MAX_RUNS", "12")
+    assert runner.invoke(app, ["validate", str(small)]).exit_code == 0

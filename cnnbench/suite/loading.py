@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from cnnbench.errors import CnnbenchError, SuiteError, did_you_mean
 from cnnbench.suite.schema import DatasetConfig, OptimizerEntry, Suite
+from cnnbench.suite.size import size_errors
 
 # ─── Loading, with errors that name file, line and key ────────────────────────────────────────
 
@@ -252,6 +253,8 @@ def validate_suite(data: dict, source: _Source | None = None) -> Suite:
         suite = Suite.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         _raise_for([(e["loc"], e["msg"]) for e in exc.errors()], source)
+    if too_many := size_errors(suite):  # before anything counts or expands them one by one
+        _raise_for(too_many, source)
     _check_names(suite, source)
     return suite
 
