@@ -170,8 +170,7 @@ def setup(tmp_path):
     return gpu_checks.Setup("cpu", tmp_path, small=True)
 
 
-@pytest.mark.parametrize("check", ["timer", "divergence", "epoch", "epoch-graphs", "spellings",
-                                   "showcase"])
+@pytest.mark.parametrize("check", ["timer", "divergence", "epoch", "epoch-graphs", "spellings"])
 def test_checks_hold_on_cpu(setup, check):
     ok, detail = gpu_checks.CHECKS[check](setup)
     assert ok, detail
@@ -180,7 +179,7 @@ def test_checks_hold_on_cpu(setup, check):
 @pytest.mark.slow
 @pytest.mark.signals  # resume sends SIGTERM to a run
 @pytest.mark.parametrize("check", ["resume", "workers", "fp16", "compile",
-                                   "bf16-channels-last"])
+                                   "bf16-channels-last", "showcase"])
 def test_slow_checks_hold_on_cpu(setup, check):
     ok, detail = gpu_checks.CHECKS[check](setup)
     assert ok, detail
