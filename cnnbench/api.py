@@ -223,6 +223,7 @@ def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05,
     CnnbenchError unless `allow_contended`; returns the table and notes for the reader."""
     from cnnbench.analysis import compare as compare_runs
     from cnnbench.analysis.timing import timing
+    from cnnbench.render.summary import allow_contended_moot
     from cnnbench.results.loading import load_results
 
     runs_a, _ = load_results(dir_a)
@@ -238,8 +239,7 @@ def compare(dir_a: Path, dir_b: Path, metric: str, *, factor: float = 1.05,
     for folder, runs in ((dir_a, runs_a), (dir_b, runs_b)):
         found = timing(runs)
         if not found.known and allow_contended:
-            notes.append(f"timing unknown in {folder}: its runs predate the timing columns, "
-                         "so --allow-contended does not apply there")
+            notes.append(allow_contended_moot(folder))
         elif found.contended and not allow_contended:
             shown = ", ".join(found.contended[:5]) + (" …" if len(found.contended) > 5 else "")
             raise CnnbenchError(

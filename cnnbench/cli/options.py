@@ -92,13 +92,15 @@ def choice(kind: type[C], noun: str) -> Callable[[str], C]:
 
 
 def choice_option(kind: type[Choice], noun: str, *names: str, help: str):
-    metavar = "|".join(str(member) for member in kind)
-    return typer.Option(*names, parser=choice(kind, noun), metavar=metavar, help=help)
+    return typer.Option(*names, parser=choice(kind, noun), metavar=_metavar(kind), help=help)
 
 
 def choice_argument(kind: type[Choice], noun: str):
-    metavar = "|".join(str(member) for member in kind)
-    return typer.Argument(parser=choice(kind, noun), metavar=metavar)
+    return typer.Argument(parser=choice(kind, noun), metavar=_metavar(kind))
+
+
+def _metavar(kind: type[Choice]) -> str:
+    return "|".join(str(member) for member in kind)
 
 
 def parse_list(text: str | None, convert: Callable[[str], T], option: str,

@@ -88,8 +88,9 @@ def report(
         results_dir, metric=metric, at=at.value, by=parse_list(by, str, "--by", "columns"),
         tolerance=tolerance, target=_target(target), allow_contended=allow_contended)
     if allow_contended and not result.timing.known:
-        err_console.print(f"note: timing unknown in {results_dir}: its runs predate the timing "
-                          "columns, so --allow-contended does not apply", highlight=False)
+        from cnnbench.render.summary import allow_contended_moot
+
+        err_console.print(f"note: {allow_contended_moot(results_dir)}", highlight=False)
     if fmt is Format.html:
         from cnnbench.render.html import write_html
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from cnnbench.optim.fused import FusedRule, Rows, coupled_decay, fused
+from cnnbench.optim.fused import FusedRule, Rows, coupled_decay, fused, started_once
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
 from cnnbench.optim.update import closure_loss, coupled_gradient
 
@@ -75,5 +75,5 @@ def _aggmo_rule() -> FusedRule:
                        "betas": tuple(group["betas"])},
         lambda group: ("velocities",),
         lambda group: (("betas", len(group["betas"])),),
-        counters={"step": (lambda state: 1.0 if "velocities" in state else 0.0, None)},
+        counters={"step": (started_once("velocities"), None)},
         velocity_count=lambda group: len(group["betas"]))

@@ -100,7 +100,7 @@ def structure_key(optimizer: torch.optim.Optimizer) -> tuple | None:
     rule = rule_for(optimizer)
     if rule is None:
         return None
-    return type(optimizer).__qualname__, rule.structure(settings(optimizer))
+    return type(optimizer), rule.structure(settings(optimizer))
 
 
 # ─── counters as torch.optim keeps them ─────────────────────────────────────────────────────────
@@ -112,11 +112,22 @@ def _scalar_tensor(value: float) -> Tensor:
                         if torch.get_default_dtype() == torch.float64 else torch.float32)
 
 
-def _read(key: str, start: float = 0.0) -> Callable[[dict], float]:
+def read_counter(key: str, start: float = 0.0) -> Callable[[dict], float]:
+    """A counter as `state[p]` keeps it (`start` before the first step)."""
     return lambda state: float(state[key]) if key in state else start
 
 
-STEP = {"step": (_read("step"), _scalar_tensor)}
+def started_once(key: str) -> Callable[[dict], float]:
+    """For a class that keeps no step (SGD, QHM, AggMo): 1 once `state[p][key]` exists."""
+    return lambda state: 1.0 if state.get(key) is not None else 0.0
+
+
+STEP = {"step": (read_counter("step"), _scalar_tensor)}
+
+
+def pick(group: dict, *keys: str) -> dict[str, float]:
+    """Those hyper-parameters of a param group, by name."""
+    return {k: group[k] for k in keys}
 
 
 def coupled_decay(rows: Rows) -> Tensor:
@@ -146,12 +157,11 @@ def _sgd(rows: Rows) -> None:
 def _sgd_rule() -> FusedRule:
     return FusedRule(
         _sgd,
-        lambda group: {k: group[k] for k in ("lr", "momentum", "dampening", "weight_decay")},
+        lambda group: pick(group, "lr", "momentum", "dampening", "weight_decay"),
         lambda group: ("momentum_buffer",) if group["momentum"] else (),
         lambda group: (("momentum", group["momentum"] != 0), ("nesterov", group["nesterov"])),
         # SGD keeps no step: a run has started once its buffer exists
-        counters={"step": (lambda state: 1.0 if state.get("momentum_buffer") is not None
-                           else 0.0, None)})
+        counters={"step": (started_once("momentum_buffer"), None)})
 
 
 # ─── Adam, AdamW ────────────────────────────────────────────────────────────────────────────────
@@ -196,7 +206,7 @@ def betas(group: dict) -> dict[str, float]:
 def _adam_rule() -> FusedRule:
     return FusedRule(
         _adam,
-        lambda group: {**betas(group), **{k: group[k] for k in ("lr", "eps", "weight_decay")}},
+        lambda group: {**betas(group), **pick(group, "lr", "eps", "weight_decay")},
         lambda group: ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"]
                                                     else ()),
         lambda group: (("amsgrad", group["amsgrad"]),
@@ -233,7 +243,7 @@ def _rmsprop(rows: Rows) -> None:
 def _rmsprop_rule() -> FusedRule:
     return FusedRule(
         _rmsprop,
-        lambda group: {k: group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum")},
+        lambda group: pick(group, "lr", "alpha", "eps", "weight_decay", "momentum"),
         lambda group: ("square_avg",) + (("momentum_buffer",) if group["momentum"] > 0 else ())
         + (("grad_avg",) if group["centered"] else ()),
         lambda group: (("centered", group["centered"]), ("momentum", group["momentum"] > 0)),
@@ -255,7 +265,7 @@ def _adagrad(rows: Rows) -> None:
 def _adagrad_rule() -> FusedRule:
     return FusedRule(
         _adagrad,
-        lambda group: {k: group[k] for k in ("lr", "lr_decay", "eps", "weight_decay")},
+        lambda group: pick(group, "lr", "lr_decay", "eps", "weight_decay"),
         lambda group: ("sum",),
         counters=STEP,
         initial=lambda group: {"sum": group["initial_accumulator_value"]})
@@ -279,7 +289,7 @@ def _adadelta(rows: Rows) -> None:
 def _adadelta_rule() -> FusedRule:
     return FusedRule(
         _adadelta,
-        lambda group: {k: group[k] for k in ("lr", "rho", "eps", "weight_decay")},
+        lambda group: pick(group, "lr", "rho", "eps", "weight_decay"),
         lambda group: ("square_avg", "acc_delta"),
         counters=STEP)
 
@@ -300,7 +310,7 @@ def _adamax(rows: Rows) -> None:
 def _adamax_rule() -> FusedRule:
     return FusedRule(
         _adamax,
-        lambda group: {**betas(group), **{k: group[k] for k in ("lr", "eps", "weight_decay")}},
+        lambda group: {**betas(group), **pick(group, "lr", "eps", "weight_decay")},
         lambda group: ("exp_avg", "exp_inf"),
         counters=STEP)
 
@@ -325,11 +335,11 @@ def _nadam(rows: Rows) -> None:
 def _nadam_rule() -> FusedRule:
     return FusedRule(
         _nadam,
-        lambda group: {**betas(group), **{k: group[k] for k in ("lr", "eps", "weight_decay",
-                                                                 "momentum_decay")}},
+        lambda group: {**betas(group), **pick(group, "lr", "eps", "weight_decay",
+                                                                 "momentum_decay")},
         lambda group: ("exp_avg", "exp_avg_sq"),
         lambda group: (("decoupled", bool(group["decoupled_weight_decay"])),),
-        counters={**STEP, "mu_product": (_read("mu_product", 1.0), _scalar_tensor)})
+        counters={**STEP, "mu_product": (read_counter("mu_product", 1.0), _scalar_tensor)})
 
 
 def _radam(rows: Rows) -> None:
@@ -354,7 +364,7 @@ def _radam(rows: Rows) -> None:
 def _radam_rule() -> FusedRule:
     return FusedRule(
         _radam,
-        lambda group: {**betas(group), **{k: group[k] for k in ("lr", "eps", "weight_decay")}},
+        lambda group: {**betas(group), **pick(group, "lr", "eps", "weight_decay")},
         lambda group: ("exp_avg", "exp_avg_sq"),
         lambda group: (("decoupled", bool(group["decoupled_weight_decay"])),),
         counters=STEP)

@@ -22,7 +22,16 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from cnnbench.optim.fused import FusedRule, Rows, betas, coupled_decay, fused
+from cnnbench.optim.fused import (
+    FusedRule,
+    Rows,
+    betas,
+    coupled_decay,
+    fused,
+    pick,
+    read_counter,
+    started_once,
+)
 from cnnbench.optim.registry import OPTIMIZERS, OptimizerDef
 from cnnbench.optim.update import closure_loss, coupled_gradient
 
@@ -121,9 +130,9 @@ def _qhm_rule() -> FusedRule:
     # QHM's state holds no step: a run has started once its buffer exists
     return FusedRule(
         _qhm,
-        lambda group: {k: group[k] for k in ("lr", "momentum", "nu", "weight_decay")},
+        lambda group: pick(group, "lr", "momentum", "nu", "weight_decay"),
         lambda group: ("momentum_buffer",),
-        counters={"step": (lambda state: 1.0 if "momentum_buffer" in state else 0.0, None)})
+        counters={"step": (started_once("momentum_buffer"), None)})
 
 
 def _qhadam(rows: Rows) -> None:
@@ -144,6 +153,6 @@ def _qhadam_rule() -> FusedRule:
     return FusedRule(
         _qhadam,
         lambda group: {**betas(group), "nu1": group["nus"][0], "nu2": group["nus"][1],
-                       **{k: group[k] for k in ("lr", "eps", "weight_decay")}},
+                       **pick(group, "lr", "eps", "weight_decay")},
         lambda group: ("exp_avg", "exp_avg_sq"),
-        counters={"step": (lambda state: float(state.get("step", 0)), int)})
+        counters={"step": (read_counter("step"), int)})

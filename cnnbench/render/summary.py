@@ -51,6 +51,12 @@ def timing_notes(report: Report) -> list[str]:
     return notes
 
 
+def allow_contended_moot(folder) -> str:
+    """What `--allow-contended` says of a folder whose runs carry no timing columns."""
+    return (f"timing unknown in {folder}: its runs predate the timing columns, so "
+            "--allow-contended does not apply there")
+
+
 def conclusion_lines(report: Report) -> list[str]:
     """One line per problem: what the paired comparisons of its best optimizer allow one to
     say (the analysis picks that optimizer: the paired table's `best`)."""
@@ -59,12 +65,12 @@ def conclusion_lines(report: Report) -> list[str]:
         problem = " / ".join(str(row[k]) for k in report.problem_keys) or "this problem"
         mine = paired[_same_problem(paired, row, report.problem_keys)] \
             if not paired.empty else paired
-        best = str(mine["best"].iloc[0]) if not mine.empty else None
-        if problem in said or not row["ok"] or str(row["optimizer"]) != (
-                best or (str(row["optimizer"]) if winner else None)):
+        name, lr = str(row["optimizer"]), f"{row['best_lr']:.3g}"
+        # the problem's best: the paired table's, else (a lone optimizer) the report's winner
+        chosen = name == str(mine["best"].iloc[0]) if not mine.empty else winner
+        if problem in said or not row["ok"] or not chosen:
             continue
         said.add(problem)
-        name, lr = str(row["optimizer"]), f"{row['best_lr']:.3g}"
         verdicts = dict(zip(mine["other"], mine["verdict"])) if not mine.empty else {}
         ties = sorted(o for o, v in verdicts.items() if v == "not separable")
         if ties:

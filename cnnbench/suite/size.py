@@ -41,8 +41,8 @@ def planned_runs(suite: Suite) -> tuple[int, tuple, str]:
     axes = {("seeds",): seeds, ("matrix", "model"): len(matrix.model),
             ("matrix", "batch_size"): batches}
     for i, (opt, count) in enumerate(zip(optimizers, lrs, strict=True)):
-        axes[("matrix", "optimizer", i, "lr") if opt.lr is not None else ("matrix", "lr")] = \
-            max(count, axes.get(("matrix", "lr"), 0))
+        where = ("matrix", "optimizer", i, "lr") if opt.lr is not None else ("matrix", "lr")
+        axes[where] = max(count, axes.get(where, 0))
     largest = max(axes, key=axes.get)
     how = (f"{len(matrix.model)} model(s) × {batches} batch size(s) × {sum(lrs):,} lr(s) over "
            f"{len(optimizers)} optimizer(s) × {seeds:,} seed(s)")

@@ -29,7 +29,7 @@ from cnnbench.render.numbers import DASH, fmt_bytes, fmt_flops, fmt_si
 from cnnbench.results.schema import Status
 from cnnbench.train.devices import device_name, use_device
 from cnnbench.train.flops import count_flops
-from cnnbench.train.graphs import graph_step
+from cnnbench.train.graphs import graph_step, graphs_supported
 from cnnbench.train.precision import (
     autocast,
     grad_scaler,
@@ -143,7 +143,7 @@ def profile_model(model: str, *, input_shape: tuple[int, int, int], num_classes:
 def _check_graphs(graphs: bool, device: torch.device, precision: str, compile: bool) -> None:
     if not graphs:
         return
-    if device.type != "cuda":
+    if not graphs_supported(device):
         raise CnnbenchError(f"--graphs captures CUDA graphs; the device is {device}: use "
                             "--device cuda, or drop --graphs")
     if precision == "fp16" or compile:

@@ -280,10 +280,11 @@ class Ensemble:
                 trainer.check_loss(losses[k] / batch, f"at step {trainer.steps}")
             except Diverged as exc:
                 frozen.append((active[k], str(exc)))
+        diverged = {id(m) for m, _ in frozen}
         for member in active:
             trainer = member.trainer
             if trainer.steps == 1 and trainer.grad_norm_rows is not None and \
-                    member not in [m for m, _ in frozen]:
+                    id(member) not in diverged:
                 trainer.record_grad_norms(0)
         return frozen
 

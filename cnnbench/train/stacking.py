@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cnnbench.optim.fused import FusedRule, Rows, rule_for, settings
+from cnnbench.optim.fused import FusedRule, Rows, rule_for, settings, structure_key
 
 
 class StackedParams:
@@ -26,7 +26,6 @@ class StackedParams:
 
     def __init__(self, models: list[nn.Module]) -> None:
         named = list(models[0].named_parameters())
-        self.names = [name for name, _ in named]
         self.shapes = [p.shape for _, p in named]
         self.sizes = [p.numel() for _, p in named]
         self.offsets = [0]
@@ -48,17 +47,17 @@ class StackedParams:
         """Member `k`'s parameters as views of its row."""
         return self.split(self.flat[k])
 
-    def split(self, row: Tensor) -> list[Tensor]:
-        """One row (N values) as views shaped like the parameters."""
-        return [row[o:o + n].view(shape)
+    def split(self, t: Tensor) -> list[Tensor]:
+        """`t` (`[…, N]`: one row, the stack, a row of AggMo's velocities) as views shaped like
+        the parameters, its leading dimensions kept."""
+        lead = t.shape[:-1]
+        return [t[..., o:o + n].view(*lead, *shape)
                 for o, n, shape in zip(self.offsets, self.sizes, self.shapes)]
 
     def stacked(self, rows: Tensor | None) -> list[Tensor]:
         """The parameters of the members at `rows` (all when None), `[S, *shape]` each: views
         of `flat` for all members, of a gathered copy else."""
-        base = self.flat if rows is None else self.flat.index_select(0, rows)
-        return [base[:, o:o + n].view(-1, *shape)
-                for o, n, shape in zip(self.offsets, self.sizes, self.shapes)]
+        return self.split(self.flat if rows is None else self.flat.index_select(0, rows))
 
     def leaves(self, rows: Tensor | None) -> list[Tensor]:
         """`stacked(rows)` as leaves that the backward pass fills."""
@@ -99,9 +98,9 @@ class StackedOptimizers:
                 self.alone.append(k)
                 k += 1
                 continue
-            key = self._key(optimizers[k])
+            key = structure_key(optimizers[k])
             stop = k + 1
-            while stop < len(optimizers) and self._key(optimizers[stop]) == key:
+            while stop < len(optimizers) and structure_key(optimizers[stop]) == key:
                 stop += 1
             self.fused.append(self._stack_state(rule, k, stop))
             k = stop
@@ -112,11 +111,6 @@ class StackedOptimizers:
                 # the fused update stands for this optimizer's step(): its schedule must not
                 # warn that it steps before the optimizer
                 optimizers[row]._opt_called = True  # type: ignore[attr-defined]
-
-    @staticmethod
-    def _key(optimizer: torch.optim.Optimizer) -> tuple | None:
-        rule = rule_for(optimizer)
-        return None if rule is None else (type(optimizer), rule.structure(settings(optimizer)))
 
     def _stack_state(self, rule: FusedRule, start: int, stop: int) -> _Fused:
         """The members' state (empty, or restored from their checkpoints) stacked."""
@@ -135,7 +129,7 @@ class StackedOptimizers:
             for name, (read, _) in rule.counters.items():
                 counters[name][local] = read(first)
             for p, views in zip(optimizer.param_groups[0]["params"],
-                                zip(*[self._split_state(t[local]) for t in state.values()])):
+                                zip(*[self.params.split(t[local]) for t in state.values()])):
                 saved = optimizer.state.get(p, {})
                 for key, view in zip(state, views):
                     if torch.is_tensor(saved.get(key)):
@@ -143,13 +137,6 @@ class StackedOptimizers:
         decay = any(o.param_groups[0].get("weight_decay", 0) for o in self.optimizers[start:stop])
         return _Fused(rule, start, stop, {**dict(rule.structure(group)), "decay": decay}, state,
                       counters)
-
-    def _split_state(self, row: Tensor) -> list[Tensor]:
-        """One member's state row as views shaped like each parameter's state."""
-        if row.dim() == 1:
-            return self.params.split(row)
-        return [row[:, o:o + n].view(row.shape[0], *shape) for o, n, shape in
-                zip(self.params.offsets, self.params.sizes, self.params.shapes)]
 
     def export(self, row: int) -> None:
         """Write member `row`'s state into its own optimizer, as it would hold it alone: views of
@@ -159,12 +146,14 @@ class StackedOptimizers:
                 continue
             local = row - group.start
             optimizer = self.optimizers[row]
-            started = group.counters["step"][local].item() > 0
-            views = zip(*[self._split_state(t[local]) for t in group.state.values()]) \
+            # torch's state before the first step: none, unless the class fills it at once
+            empty = (group.counters["step"][local].item() == 0
+                     and not group.rule.initial(settings(optimizer)))
+            views = zip(*[self.params.split(t[local]) for t in group.state.values()]) \
                 if group.state else [()] * len(self.params.sizes)
             for p, per_key in zip(optimizer.param_groups[0]["params"], views):
-                if not started and not group.rule.initial(settings(optimizer)):
-                    optimizer.state.pop(p, None)  # torch's state before the first step: none
+                if empty:
+                    optimizer.state.pop(p, None)
                     continue
                 entry = dict(zip(group.state, per_key))
                 for name, (_, write) in group.rule.counters.items():
@@ -251,7 +240,7 @@ def stack_order(optimizers: list[torch.optim.Optimizer]) -> list[int]:
     first: dict[Any, int] = {}
     keys = []
     for i, optimizer in enumerate(optimizers):
-        key = StackedOptimizers._key(optimizer)
+        key = structure_key(optimizer)
         key = ("alone", i) if key is None else key
         keys.append(first.setdefault(key, len(first)))
     return sorted(range(len(optimizers)), key=lambda i: (keys[i], i))
