@@ -98,6 +98,13 @@ def finished(out: str | Path) -> dict[str, str]:
     return store.finished_ids() if store.runs_dir.is_dir() else {}
 
 
+def main_rank() -> bool:
+    """False in the ranks other than 0 that torchrun or srun started: rank 0 speaks for all."""
+    from cnnbench.execute.runner import is_main_rank
+
+    return is_main_rank()
+
+
 @dataclass(frozen=True)
 class SuiteRun:
     """What `run` came to: the outcome and the results of the runs it was asked for."""

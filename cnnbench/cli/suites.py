@@ -75,10 +75,15 @@ def run(
     ensemble_max: Annotated[int | None, typer.Option(
         min=1, help="most runs in one ensemble (default: as many as the GPU's memory holds, "
                     "measured by a dry step; 16 on a CPU)")] = None,
+    nproc: Annotated[int | None, typer.Option(
+        "--nproc", min=1, help="processes per run: each run trains data-parallel over N (DDP: "
+        "one GPU each on CUDA, gloo on a CPU); sets train.distributed.world_size")] = None,
 ) -> None:
     """Train every run of a suite (skipping finished ones) and report the best learning rates."""
     from cnnbench.render.tables import plan_rows, plan_table
 
+    if nproc is not None:
+        set_ = [*(set_ or []), f"train.distributed.world_size={nproc}"]
     suite = _load(suite_file, set_, device)
     out = api.results_dir(suite, out)
     search = api.searches(suite)
@@ -96,6 +101,8 @@ def run(
                    ensemble_max=ensemble_max)
     done, rounds = (api.run_search(suite, out, shard=shard, **options) if search
                     else (api.run(suite, specs, out, **options), None))
+    if not api.main_rank():  # a data-parallel launch's other ranks: rank 0 reports
+        return
     _show_run(done, rounds, plots)
     _exit_for(done.outcome)
 
@@ -244,6 +251,9 @@ def submit(
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the sbatch script only")
                        ] = False,
+    nodes: Annotated[int, typer.Option(
+        min=1, help="nodes per array task: a data-parallel suite's train.distributed."
+                    "world_size processes spread over them, one Slurm task each")] = 1,
 ) -> None:
     """Submit the suite as one Slurm job array (submitit), one `run --shard K/N` per task."""
     from cnnbench.execute.slurm import SlurmRequest
@@ -253,7 +263,7 @@ def submit(
     suite_file = resolve_suite(suite_file)  # a packaged suite's name: its file
     _load(suite_file, set_)  # warnings once, here
     request = SlurmRequest(partition, time, gpus_per_task, cpus_per_task, mem,
-                           array_parallelism, shards)
+                           array_parallelism, shards, nodes)
     done = submit_array(suite_file, out, request, overrides=set_, data_dir=data_dir,
                         rerun_failed=rerun_failed, dry_run=dry_run)
     if dry_run:

@@ -62,6 +62,13 @@ def augment_batch(x: torch.Tensor, augment: Augment, generator: torch.Generator)
     return x[batch, channel, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]
 
 
+def rank_dropped(n: int, batch_size: int, world: int) -> int:
+    """Samples of each epoch `rank_batches` drops: a last batch too small to give every rank
+    one."""
+    last = n % batch_size
+    return last if 0 < last < world else 0
+
+
 def _batched(n: int, batch_size: int, drop_last: bool) -> int:
     """How many of n samples an epoch trains on: all, or (drop_last) its whole batches only."""
     return n - n % batch_size if drop_last and n >= batch_size else n
@@ -125,6 +132,12 @@ class DeviceData:
     def train_batches(self, batch_size: int, generator: torch.Generator, *,
                       drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled, augmented batches (the last one may be smaller, or dropped)."""
+        for x, y in self._raw_batches(batch_size, generator, drop_last=drop_last):
+            yield self.normalize(x), y
+
+    def _raw_batches(self, batch_size: int, generator: torch.Generator, *, drop_last: bool
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """An epoch's shuffled, augmented uint8 batches, not yet normalised."""
         n = len(self.train)
         order = torch.randperm(n, generator=generator, device=generator.device)
         for start in range(0, _batched(n, batch_size, drop_last), batch_size):
@@ -132,7 +145,19 @@ class DeviceData:
             x = self.train.x[idx]
             if self.augment:
                 x = augment_batch(x, self.augment, generator)
-            yield self.normalize(x), self.train.y[idx]
+            yield x, self.train.y[idx]
+
+    def rank_batches(self, batch_size: int, generator: torch.Generator, rank: int, world: int,
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """One epoch of `train_batches` as one rank of `world` trains it: every rank draws the
+        same global batch (the same seeded order and augmentation) and keeps its slice (sizes
+        differing by at most one); with the global batch's size. A last batch smaller than
+        `world` is dropped (some rank would have no sample): `rank_dropped` says how many."""
+        for x, y in self._raw_batches(batch_size, generator, drop_last=False):
+            if len(y) < world:
+                return
+            mine = torch.arange(rank, len(y), world, device=y.device)
+            yield self.normalize(x[mine]), y[mine], len(y)
 
     def stacked_train_batches(self, batch_size: int, generators: list[torch.Generator], *,
                               drop_last: bool = False

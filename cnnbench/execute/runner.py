@@ -13,6 +13,7 @@ from cnnbench.execute.workers import run_workers
 from cnnbench.results.schema import FAILED, SuiteOutcome
 from cnnbench.results.store import ResultStore
 from cnnbench.suite import RunSpec, Suite, expand
+from cnnbench.train.distributed import launched
 
 
 def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = False,
@@ -50,7 +51,13 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
         contended = store.contended_ids()
         done = {k: v for k, v in done.items() if k not in contended}
     todo = [s for s in specs if s.run_id not in done]
-    if workers > 1 and len(todo) > 1:
+    if distributed(suite):
+        if workers > 1:
+            raise CnnbenchError("--workers shares runs between processes and "
+                                "train.distributed shares one run between them: drop one")
+        outcome = _run_distributed(suite, store, specs, todo, done, reporter=reporter,
+                                   data_dir=data_dir, fail_fast=fail_fast)
+    elif workers > 1 and len(todo) > 1:
         outcome = run_workers(suite, out, specs, todo, workers=workers, data_dir=data_dir,
                               reporter=reporter, fail_fast=fail_fast, ensemble_max=ensemble_max)
     else:
@@ -58,27 +65,61 @@ def run_suite(suite: Suite, out: str | Path | None = None, *, rerun: bool = Fals
                             data_dir=data_dir, fail_fast=fail_fast, ensemble_max=ensemble_max)
     # the whole suite, not a shard's share: other shards are likely still writing (which
     # compaction survives, but each would pay for it); expanded again only when it may compact
-    if outcome.ran and not outcome.interrupted and (whole or len(specs) == len(expand(suite))):
+    if (outcome.ran and not outcome.interrupted and is_main_rank()
+            and (whole or len(specs) == len(expand(suite)))):
         _compact_if_many(out, reporter)
     return outcome
+
+
+def distributed(suite: Suite) -> bool:
+    """Whether each run trains over several processes: a launcher started several (torchrun,
+    srun), or the suite asks for a world_size above 1."""
+    from cnnbench.execute.distributed import world_size
+
+    return suite.train.distributed is not None and world_size(suite) > 1 or launched() is not None
+
+
+def is_main_rank() -> bool:
+    """False in the ranks other than 0 of a data-parallel launch: rank 0 speaks for them."""
+    launch = launched()
+    return launch is None or launch.is_main
 
 
 def _run_here(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list[RunSpec],
               done: dict[str, str], *, reporter: PlainReporter, data_dir: str | None,
               fail_fast: bool, ensemble_max: int | None) -> SuiteOutcome:
     """Train `todo` in this process, one run or one ensemble after another."""
+    return _run_with(suite, store, specs, todo, done, reporter, lambda skipped: run_sequential(
+        suite, store, todo, device=None, data_dir=data_dir, reporter=reporter,
+        fail_fast=fail_fast, skipped=skipped, ensemble_max=ensemble_max))
+
+
+def _run_distributed(suite: Suite, store: ResultStore, specs: list[RunSpec],
+                     todo: list[RunSpec], done: dict[str, str], *, reporter: PlainReporter,
+                     data_dir: str | None, fail_fast: bool) -> SuiteOutcome:
+    """Train `todo` one data-parallel run after another (execute/distributed.py)."""
+    from cnnbench.execute.distributed import run_distributed
+
+    # every rank goes in, even with nothing to do here: rank 0's list is the one that counts
+    return _run_with(suite, store, specs, todo, done, reporter, lambda skipped: run_distributed(
+        suite, store, specs, todo, data_dir=data_dir, reporter=reporter, fail_fast=fail_fast),
+        always=launched() is not None)
+
+
+def _run_with(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list[RunSpec],
+              done: dict[str, str], reporter: PlainReporter, train, *,
+              always: bool = False) -> SuiteOutcome:
+    """Count the finished runs, `train(skipped)` the rest, and sum up."""
     skipped = len(specs) - len(todo)
     statuses: dict[str, int] = {}
     for spec in specs:
         if spec.run_id in done:
             statuses[done[spec.run_id]] = statuses.get(done[spec.run_id], 0) + 1
-    if not todo:
+    if not todo and not always:
         reporter.start(0, skipped)
         reporter.finish()
         return SuiteOutcome(store.root, 0, skipped, statuses)
-    ran, new, stopped = run_sequential(suite, store, todo, device=None, data_dir=data_dir,
-                                       reporter=reporter, fail_fast=fail_fast, skipped=skipped,
-                                       ensemble_max=ensemble_max)
+    ran, new, stopped = train(skipped)
     for status, count in new.items():
         statuses[status] = statuses.get(status, 0) + count
     if stopped:

@@ -35,6 +35,7 @@ class SlurmRequest:
     mem: str = "32G"
     array_parallelism: int = 16
     shards: int | None = None  # default: min(runs, array_parallelism)
+    nodes: int = 1  # a data-parallel suite's ranks spread over this many nodes per task
 
 
 def time_minutes(text: str) -> int:
@@ -55,8 +56,11 @@ def time_minutes(text: str) -> int:
     return -(-seconds // 60)
 
 
-def sbatch_parameters(request: SlurmRequest, job_name: str) -> dict[str, Any]:
-    """The request as submitit `SlurmExecutor` parameters (the same for --dry-run and submit)."""
+def sbatch_parameters(request: SlurmRequest, job_name: str, world_size: int = 1
+                      ) -> dict[str, Any]:
+    """The request as submitit `SlurmExecutor` parameters (the same for --dry-run and submit);
+    a data-parallel suite's `world_size` ranks become each array task's Slurm tasks, spread
+    over `request.nodes` nodes (srun starts them; train/distributed.py reads their ranks)."""
     if not re.fullmatch(r"\d+[KMGT]?", request.mem.strip().upper()):
         raise CnnbenchError(f"--mem {request.mem!r} is not a Slurm memory size; use e.g. 32G, "
                             "500M")
@@ -70,6 +74,13 @@ def sbatch_parameters(request: SlurmRequest, job_name: str) -> dict[str, Any]:
         params["partition"] = request.partition
     if request.gpus_per_task:
         params["gpus_per_task"] = request.gpus_per_task
+    if world_size > 1 or request.nodes > 1:
+        if world_size % request.nodes:
+            raise CnnbenchError(f"--nodes {request.nodes}: the suite's {world_size} processes per "
+                                "run do not spread evenly; use a divisor of train.distributed."
+                                "world_size")
+        params["nodes"] = request.nodes
+        params["ntasks_per_node"] = world_size // request.nodes
     return params
 
 
@@ -158,7 +169,8 @@ def submit(suite_file: Path, out: Path, request: SlurmRequest, *,
     folder = out / "slurm" / time.strftime("%Y%m%d-%H%M%S")
     while folder.exists():  # two submissions within one second
         folder = folder.with_name(folder.name + "-1")
-    params = sbatch_parameters(request, job_name=f"cnnbench-{suite.name}")
+    params = sbatch_parameters(request, job_name=f"cnnbench-{suite.name}",
+                               world_size=world_size(suite))
     command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit",
                         shlex.quote(str(folder))])  # as SlurmExecutor writes it
     script = _make_sbatch_string(command=command, folder=folder, map_count=shards, **params)
@@ -204,9 +216,10 @@ def _submit_search(suite, suite_copy: Path, out: Path, folder: Path, request: Sl
     (out / SUBMIT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     number = len(state.rounds)
     # the job between rounds is small: one cpu, a little memory, a few minutes, no GPU
-    small = replace(request, cpus_per_task=1, mem="2G", time="00:15:00", gpus_per_task=0)
+    small = replace(request, cpus_per_task=1, mem="2G", time="00:15:00", gpus_per_task=0,
+                    nodes=1)
     chain = NextRound(str(suite_copy), str(out), tuple(overrides), data_dir, rerun_failed,
-                      sbatch_parameters(request, "cnnbench-round"),
+                      sbatch_parameters(request, "cnnbench-round", world_size(suite)),
                       sbatch_parameters(small, "cnnbench-next"), request.shards, str(folder),
                       str(out / SUBMIT_RECORD), after=number)
     if state.pending:  # the range tests run in a job of their own, which then submits round 1
@@ -215,6 +228,12 @@ def _submit_search(suite, suite_copy: Path, out: Path, folder: Path, request: Sl
     job_id = submit_round(chain, state.current, number)
     shards = min(len(state.current), request.shards or request.array_parallelism)
     return Submission(job_id, shards, len(state.current), folder, script)
+
+
+def world_size(suite) -> int:
+    """Processes per run the suite asks for (1 unless data-parallel)."""
+    config = suite.train.distributed
+    return (config.world_size or 1) if config is not None else 1
 
 
 def read_record(out: Path) -> dict[str, Any] | None:

@@ -9,6 +9,8 @@ peak) lr; the engine records the lr each epoch's last step used in the history's
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
@@ -101,12 +103,69 @@ def onecycle(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: 
         raise CnnbenchError(f"schedule 'onecycle': {exc}") from None
 
 
+@dataclass(frozen=True)
+class LinearScaling:
+    """Goyal et al. 2017's rule for large batches: the grid's lr is the lr of a batch of
+    `reference_batch`; a batch of B trains at lr × B / reference_batch, reached by a linear
+    warm-up from the grid's lr over `warmup_epochs` (none where B ≤ reference_batch). The
+    schedule named then runs over the epochs after the warm-up (torch's SequentialLR): its
+    epochs (step_size, milestones, cosine's length) count from the warm-up's end."""
+
+    reference_batch: int = 256
+    warmup_epochs: int = 5
+
+    @classmethod
+    def parse(cls, value: Any, epochs: int) -> LinearScaling | None:
+        """`linear_scaling: true` or `{reference_batch: 256, warmup_epochs: 5}`."""
+        if value is None or value is False:
+            return None
+        options = {} if value is True else value
+        _require(isinstance(options, dict) and set(options) <= {"reference_batch",
+                                                                 "warmup_epochs"},
+                 "linear_scaling", f"{value!r}: write true or {{reference_batch: 256, "
+                 "warmup_epochs: 5}")
+        rule = cls(**options)
+        _require(isinstance(rule.reference_batch, int) and rule.reference_batch >= 1,
+                 "linear_scaling", f"reference_batch={rule.reference_batch!r} must be a whole "
+                 "number of samples ≥ 1")
+        _require(isinstance(rule.warmup_epochs, int) and 0 <= rule.warmup_epochs < epochs,
+                 "linear_scaling", f"warmup_epochs={rule.warmup_epochs!r} must be a whole "
+                 f"number of epochs in [0, epochs={epochs})")
+        return rule
+
+    def factor(self, batch_size: int) -> float:
+        return batch_size / self.reference_batch
+
+
 def create_schedule(
-    spec: str | dict, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+    spec: str | dict, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+    batch_size: int | None = None
 ) -> Scheduler:
-    """Build the schedule a suite names: `constant` or `{name: cosine, warmup_epochs: 1}`."""
+    """Build the schedule a suite names: `constant` or `{name: cosine, warmup_epochs: 1}`; with
+    `linear_scaling` (any schedule), the lr scaled to `batch_size` (the global batch)."""
     options = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = options.pop("name", "constant")
+    scaling = LinearScaling.parse(options.pop("linear_scaling", None), epochs)
+    if scaling is None or batch_size is None:
+        return _schedule(name, options, optimizer, epochs=epochs,
+                         steps_per_epoch=steps_per_epoch)
+    factor = scaling.factor(batch_size)
+    for group in optimizer.param_groups:  # the schedule's base lr: the scaled one
+        group["lr"] *= factor
+    warmup_epochs = scaling.warmup_epochs if factor > 1 else 0
+    inner = _schedule(name, options, optimizer, epochs=epochs - warmup_epochs,
+                      steps_per_epoch=steps_per_epoch)
+    warmup = warmup_epochs * steps_per_epoch
+    if warmup == 0:
+        return inner
+    # from the grid's lr (1/factor of the scaled one) up to the scaled lr over the warm-up
+    ramp = lr_scheduler.LinearLR(optimizer, start_factor=1 / factor, end_factor=1.0,
+                                 total_iters=warmup)
+    return lr_scheduler.SequentialLR(optimizer, [ramp, inner], milestones=[warmup])
+
+
+def _schedule(name: str, options: dict, optimizer: torch.optim.Optimizer, *, epochs: int,
+              steps_per_epoch: int) -> Scheduler:
     fn = SCHEDULES.get(name)
     accepted, _ = accepted_kwargs(fn)
     unknown = sorted(set(options) - accepted)

@@ -65,8 +65,12 @@ RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "round": (_I, "the lr-search round that proposed the run (1 for a plain grid)"),
     "hparams": (_S, "JSON: every optimizer hyper-parameter used"),
     "device": (_S, "device the run used"),
-    "execution": (_S, "sequential | ensemble: trained alone or as a vectorized ensemble member"),
+    "execution": (_S, "sequential | ensemble | distributed: trained alone, as a vectorized "
+                      "ensemble member, or data-parallel over several processes"),
     "ensemble_size": (_I, "runs trained together (1: alone)"),
+    "world_size": (_I, "processes a data-parallel run trained on (null: one)"),
+    "rank_batch_size": (_I, "samples of each global batch one process trained on"),
+    "sync_bn": (_B, "BatchNorm statistics synchronised over the processes (SyncBatchNorm)"),
     "cnnbench_version": (_S, "the cnnbench that ran it"),
     "torch_version": (_S, ""), "cuda_version": (_S, ""), "python_version": (_S, ""),
     "host": (_S, ""), "git_commit": (_S, ""), "device_name": (_S, "GPU or CPU name"),

@@ -53,8 +53,12 @@ class RunSpec:
         """What makes a run this run: all but the suite name, the label, the probes (they
         measure a run, they do not change it) and the id itself."""
         # the fields as they are (no deep copy: `asdict` made expansion 0.6 ms a run)
-        return _without_none({f.name: getattr(self, f.name) for f in fields(self)
-                              if f.name not in _NOT_IDENTITY})
+        identity = _without_none({f.name: getattr(self, f.name) for f in fields(self)
+                                  if f.name not in _NOT_IDENTITY})
+        # how many processes share each batch is how a run trains, not which run it is (as an
+        # ensemble member keeps its id): the same run_id alone, under torchrun or on 8 GPUs
+        identity["train"] = {k: v for k, v in identity["train"].items() if k != "distributed"}
+        return identity
 
     def row(self) -> dict[str, Any]:
         """The `runs` columns that say which run a row is."""

@@ -266,6 +266,7 @@ def _check_names(suite: Suite, source: _Source) -> None:
     from cnnbench.models import MODELS
     from cnnbench.optim import OPTIMIZERS, resolve_hparams
     from cnnbench.optim.schedules import check_schedule
+    from cnnbench.suite.distributed import distributed_errors
     from cnnbench.suite.graphs import graph_errors
 
     errors: list[tuple[tuple, str]] = []
@@ -307,6 +308,7 @@ def _check_names(suite: Suite, source: _Source) -> None:
         check(("train", "precision"),
               lambda o=opt, i=i: _check_precision(suite, o.name, f"matrix.optimizer[{i}]"))
     errors += graph_errors(suite)
+    errors += distributed_errors(suite)
     for section, entries in (("include", suite.include), ("exclude", suite.exclude)):
         for i, entry in enumerate(entries):
             if entry.optimizer is not None and entry.optimizer not in labels:

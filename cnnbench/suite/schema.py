@@ -167,6 +167,23 @@ class Target(Strict):
 BatchSize = Annotated[int, Field(ge=1)] | Literal["full"]
 
 
+class DistributedConfig(Strict):
+    """`train: {distributed: {...}}`: each run trains data-parallel (DDP) over `world_size`
+    processes, each taking its slice of every global batch (train/distributed.py)."""
+
+    world_size: int | None = Field(
+        None, ge=1, description="processes per run (default: what torchrun or srun started; "
+        "cnnbench starts them itself where no launcher did)")
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="auto: NCCL on CUDA, gloo on a CPU")
+    sync_bn: bool = Field(
+        False, description="BatchNorm statistics over the global batch (SyncBatchNorm, CUDA "
+        "only); default: each process normalises by its own slice, as DDP does")
+    timeout_s: float = Field(
+        300.0, gt=0, description="a collective that waits longer (a rank died or hangs) ends "
+        "the run as error")
+
+
 class TrainConfig(Strict):
     epochs: int = Field(1, ge=1)
     batch_size: BatchSize = 128
@@ -189,6 +206,8 @@ class TrainConfig(Strict):
     tf32: bool | None = Field(
         None, description="TF32 tensor cores for fp32 matmuls and convolutions on CUDA "
         "(default true)")
+    distributed: DistributedConfig | None = Field(
+        None, description="data-parallel runs over several processes (GPUs or nodes)")
 
 
 class ModelEntry(Open):

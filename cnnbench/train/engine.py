@@ -8,7 +8,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cnnbench.data import DeviceData
@@ -18,6 +18,7 @@ from cnnbench.suite import RunSpec
 from cnnbench.train import signals
 from cnnbench.train.checkpoint import Checkpoint
 from cnnbench.train.devices import device_name
+from cnnbench.train.distributed import RankGroup
 from cnnbench.train.flops import count_flops
 from cnnbench.train.probes import (
     MemoryProbe,
@@ -26,7 +27,13 @@ from cnnbench.train.probes import (
     state_bytes,
     throughput,
 )
-from cnnbench.train.trainer import DeviceMismatch, Diverged, Trainer, loss_fn  # noqa: F401
+from cnnbench.train.trainer import (  # noqa: F401  (re-exported)
+    DeviceMismatch,
+    Diverged,
+    TimedOut,
+    Trainer,
+    loss_fn,
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,6 @@ class RunResult:
     def summary(self) -> dict[str, Any]:
         """The outcome as flat `runs` columns."""
         return self.outcome.columns()
-
-
-class TimedOut(Exception):
-    """The run passed `train.time_limit_s`."""
 
 
 @contextlib.contextmanager
@@ -67,19 +70,22 @@ def time_limit(seconds: float | None):
 
 
 def train(spec: RunSpec, data: DeviceData, on_epoch=None,
-          checkpoint: Checkpoint | None = None, log=None) -> RunResult:
+          checkpoint: Checkpoint | None = None, log=None,
+          group: RankGroup | None = None) -> RunResult:
     """Train one run on data already on its device; divergence ends it early as `diverged`.
 
     With a `checkpoint`, the run resumes from it when there is one, and saves one after every
     epoch; a stop signal ends it as `interrupted`. A checkpoint from another device type is set
     aside and the run restarts (said through `log`). Other exceptions propagate: the executor
-    records them as `error`."""
+    records them as `error`. With `group`, this process is one rank of a data-parallel run:
+    every rank resumes from the checkpoint, rank 0 saves it, and the times are the slowest
+    rank's."""
     started = time.time()
     wall_start = time.perf_counter()
     memory = MemoryProbe(data.device)
     if "memory" in spec.probes:
         memory.start()
-    trainer, resumed = resume_trainer(spec, data, checkpoint, log)
+    trainer, resumed = resume_trainer(spec, data, checkpoint, log, group=group)
     history: list[dict[str, Any]] = list(resumed["history"]) if resumed is not None else []
     if resumed is not None:
         started, wall_start = resumed["start_time"], wall_start - resumed["wall_s"]
@@ -89,10 +95,14 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
                          "wall_s": time.perf_counter() - wall_start,
                          "trainer": trainer.state_dict()})
 
+    saves = checkpoint is not None and (group is None or group.is_main)
+    limit = spec.train.get("time_limit_s")
+    if group is not None and limit:  # the ranks stop together, at a step where they agree
+        trainer.deadline, limit = time.perf_counter() + limit, None
     status, message = Status.OK, ""
     try:
-        with time_limit(spec.train.get("time_limit_s")):
-            trainer.run(history, on_epoch, after_epoch=save if checkpoint is not None else None)
+        with time_limit(limit):
+            trainer.run(history, on_epoch, after_epoch=save if saves else None)
     except signals.Interrupted as exc:
         done = len(history) - 1
         status, message = Status.INTERRUPTED, (f"{exc} during epoch {done + 1}; re-run to "
@@ -104,7 +114,24 @@ def train(spec: RunSpec, data: DeviceData, on_epoch=None,
     outcome = build_outcome(spec, data, trainer, history, status=status, message=message,
                             resumed=resumed, started=started,
                             wall_s=time.perf_counter() - wall_start, memory=memory)
-    return RunResult(outcome, history)
+    return RunResult(outcome if group is None else slowest_rank(outcome, trainer, group),
+                     history)
+
+
+def slowest_rank(outcome: RunOutcome, trainer: Trainer, group: RankGroup) -> RunOutcome:
+    """A data-parallel run's outcome with the slowest rank's times (every rank waits for it at
+    each all-reduce, so its times are the run's) and the samples of all ranks per second."""
+    epochs = outcome.epochs_done
+    per_epoch = outcome.s_per_epoch * epochs if epochs else 0.0
+    wall_s, train_s, eval_s, epochs_s = group.slowest(outcome.wall_s, outcome.train_s,
+                                                      outcome.eval_s, per_epoch)
+    counted = trainer.samples - trainer.compile_samples
+    return replace(outcome, wall_s=wall_s, train_s=train_s, eval_s=eval_s,
+                   s_per_epoch=epochs_s / epochs if epochs else math.nan,
+                   samples_per_s=counted / train_s if train_s else math.nan,
+                   probes={**outcome.probes, "world_size": group.world_size,
+                           "rank_batch_size": trainer.batch_size // group.world_size,
+                           "sync_bn": group.sync_bn})
 
 
 def build_outcome(spec: RunSpec, data: DeviceData, trainer: Trainer,
@@ -148,10 +175,12 @@ def build_outcome(spec: RunSpec, data: DeviceData, trainer: Trainer,
 
 
 def resume_trainer(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | None,
-                   log, *, stacked: bool = False) -> tuple[Trainer, dict[str, Any] | None]:
+                   log, *, stacked: bool = False, group: RankGroup | None = None
+                   ) -> tuple[Trainer, dict[str, Any] | None]:
     """A fresh trainer, or one restored from the run's checkpoint (returned too); a checkpoint
-    from another device type is set aside, and `log` says so. `stacked`: an ensemble's."""
-    trainer = Trainer(spec, data, stacked=stacked)
+    from another device type is set aside, and `log` says so. `stacked`: an ensemble's;
+    `group`: a data-parallel rank's."""
+    trainer = Trainer(spec, data, stacked=stacked, group=group)
     resumed = checkpoint.load() if checkpoint is not None else None
     if resumed is None:
         return trainer, None
@@ -160,7 +189,7 @@ def resume_trainer(spec: RunSpec, data: DeviceData, checkpoint: Checkpoint | Non
     except DeviceMismatch as exc:
         if log is not None:
             log(f"  {exc}: restarting run {spec.run_id} from epoch 0")
-        return Trainer(spec, data, stacked=stacked), None
+        return Trainer(spec, data, stacked=stacked, group=group), None
     return trainer, resumed
 
 

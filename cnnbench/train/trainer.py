@@ -13,12 +13,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnbench.data import DeviceData
-from cnnbench.data.device import Split
+from cnnbench.data.device import Split, rank_dropped
 from cnnbench.models import create_model
 from cnnbench.optim import create_optimizer
 from cnnbench.optim.schedules import create_schedule
 from cnnbench.suite import RunSpec
 from cnnbench.train import signals
+from cnnbench.train.distributed import RankGroup
 from cnnbench.train.machine import MachineProbe
 from cnnbench.train.precision import (
     autocast,
@@ -42,6 +43,10 @@ class Diverged(Exception):
 
 class DeviceMismatch(Exception):
     """A checkpoint saved on another device type (e.g. CUDA, resumed on a CPU node)."""
+
+
+class TimedOut(Exception):
+    """The run passed `train.time_limit_s`."""
 
 
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -96,15 +101,20 @@ class Trainer:
     COUNTERS = ("steps", "samples", "train_s", "eval_s", "start_loss", "time_to_target_s",
                 "grad_norm_rows", "compile_s", "compile_samples")
 
-    def __init__(self, spec: RunSpec, data: DeviceData, *, stacked: bool = False) -> None:
-        """`stacked`: the run trains as a member of an ensemble (train/ensemble.py)."""
+    def __init__(self, spec: RunSpec, data: DeviceData, *, stacked: bool = False,
+                 group: RankGroup | None = None) -> None:
+        """`stacked`: the run trains as a member of an ensemble (train/ensemble.py); `group`:
+        as one rank of a data-parallel run (train/distributed.py)."""
         self.spec, self.data, self.device = spec, data, data.device
+        self.group = group
         channels, size, _ = data.shape
         self.precision = spec.train.get("precision") or "fp32"
         self.dtype = param_dtype(self.precision)  # float64 weights, inputs and sums for fp64
         torch.manual_seed(spec.seed)  # weights and dropout
         self.model = create_model(spec.model, in_channels=channels, num_classes=data.num_classes,
                                   image_size=size, **spec.model_kwargs).to(self.device, self.dtype)
+        if group is not None:
+            self.model = group.prepare(self.model)
         self.optimizer = create_optimizer(spec.optimizer_name, self.model.parameters(),
                                           **spec.hparams)
         self.channels_last = resolve_channels_last(spec.train.get("channels_last"), self.device,
@@ -112,7 +122,10 @@ class Trainer:
         self.tf32 = use_cuda_defaults(self.device, spec.train.get("tf32"))
         self.graphs = False  # whether its steps replay a CUDA graph (the ensemble sets it)
         self.compile = bool(spec.train.get("compile"))
-        self.net = prepare_model(self.model, channels_last=self.channels_last,
+        module = self.model
+        if group is not None:  # NHWC before DDP lays out its gradient buckets
+            module = group.wrap(prepare_model(module, channels_last=self.channels_last))
+        self.net = prepare_model(module, channels_last=self.channels_last and group is None,
                                  compile=self.compile, dynamic_batch=True)
         # the first step of a compiled model in this process compiles it: timed apart
         self.compile_pending = self.compile
@@ -126,9 +139,15 @@ class Trainer:
         self.steps_per_epoch = (n // self.batch_size if self.drop_last
                                 else math.ceil(n / self.batch_size))
         self.epoch_samples = self.steps_per_epoch * self.batch_size if self.drop_last else n
+        if group is not None:
+            dropped = rank_dropped(n, self.batch_size, group.world_size)
+            self.steps_per_epoch -= bool(dropped)
+            self.epoch_samples = n - dropped
+        self.deadline: float | None = None  # perf_counter time: a data-parallel run's time limit
         self.scheduler = create_schedule(spec.train["schedule"], self.optimizer,
                                          epochs=spec.train["epochs"],
-                                         steps_per_epoch=self.steps_per_epoch)
+                                         steps_per_epoch=self.steps_per_epoch,
+                                         batch_size=self.batch_size)
         # the lr the latest optimizer step used (before any step: the one the first will use)
         self.lr_used = self.optimizer.param_groups[0]["lr"]
         self.generator = torch.Generator(device=self.device)
@@ -147,8 +166,10 @@ class Trainer:
         with autocast(self.device, self.precision):
             return self.net(to_layout(x.to(self.dtype), self.channels_last))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step; returns the summed loss and the correct count, on the device."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the summed loss and the correct count, on the device.
+        `global_batch`: a data-parallel rank's step on its slice of a batch of that size."""
         out: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
@@ -156,9 +177,14 @@ class Trainer:
             if self.full_batch:
                 return self._full_batch_gradient(x, y, out)
             logits = self.forward(x)
-            loss = loss_fn(logits, y)
+            if global_batch is None:
+                loss = loss_fn(logits, y)
+                out["loss_sum"] = loss.detach() * len(y)
+            else:  # DDP averages over ranks: this makes it the global batch's mean's gradient
+                summed = loss_fn(logits, y, "sum")
+                out["loss_sum"] = summed.detach()
+                loss = summed * (self.group.world_size / global_batch)
             self._backward(loss)
-            out["loss_sum"] = loss.detach() * len(y)
             out["correct"] = (logits.detach().argmax(1) == y).sum()
             return loss
 
@@ -192,9 +218,22 @@ class Trainer:
 
     def guard(self, loss_sum: torch.Tensor, batch: int) -> None:
         """Stop a diverging run: the loss read on the first step (its start), every full-batch
-        step and every `check_every`-th."""
-        if self.guard_due():
+        step and every `check_every`-th. A data-parallel run reads the global batch's loss, and
+        there, and only there, any rank's stop signal or time limit stops every rank."""
+        if not self.guard_due():
+            return
+        if self.group is None:
             self.check_loss(loss_sum.item() / batch, f"at step {self.steps}")
+            return
+        late = self.deadline is not None and time.perf_counter() > self.deadline
+        loss, (stop, timed_out) = self.group.agree(loss_sum, bool(signals.stop_requested()),
+                                                   late)
+        if stop:
+            raise signals.Interrupted(f"stopped by {signals.stop_requested() or 'a signal'}")
+        if timed_out:
+            raise TimedOut(f"run stopped after train.time_limit_s="
+                           f"{self.spec.train['time_limit_s']:g} s")
+        self.check_loss(loss / batch, f"at step {self.steps}")
 
     def guard_due(self) -> bool:
         """Whether the guard reads the loss of the step just taken."""
@@ -215,27 +254,33 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device, dtype=self.dtype)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         if self.full_batch:
-            batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y)])
+            batches = iter([(self.data.normalize(self.data.train.x), self.data.train.y, None)])
+        elif self.group is not None:
+            batches = self.data.rank_batches(self.batch_size, self.generator, self.group.rank,
+                                             self.group.world_size)
         else:
-            batches = self.data.train_batches(self.batch_size, self.generator,
-                                              drop_last=self.drop_last)
+            batches = ((x, y, None) for x, y in self.data.train_batches(
+                self.batch_size, self.generator, drop_last=self.drop_last))
         start = time.perf_counter()
         self.machine.start()
         try:
             self.timer.data_start()
-            for x, y in batches:
+            for x, y, global_batch in batches:
                 self.timer.compute_start()
                 if self.compile_pending:
-                    seconds, (step_loss, step_correct) = self._compile_step(x, y)
+                    seconds, (step_loss, step_correct) = self._compile_step(x, y, global_batch)
                     start += seconds  # compile_s, not train_s
                 else:
-                    step_loss, step_correct = self.step(x, y)
-                self._after_step(step_loss, step_correct, len(y), loss_sum, correct)
+                    step_loss, step_correct = self.step(x, y, global_batch)
+                self._after_step(step_loss, step_correct, global_batch or len(y), loss_sum,
+                                 correct)
         finally:  # a run stopped mid-epoch (diverged, timeout, signal) keeps its partial epoch
             _synchronize(self.device)
             self.machine.stop()
             self.train_s += time.perf_counter() - start
             self.timer.epoch_end()
+        if self.group is not None:
+            loss_sum, correct = self.group.sum(loss_sum, correct)
         n = self.epoch_samples
         epoch_loss = loss_sum.item() / n
         # the steps between two guard reads are not lost: their NaN is in the epoch's sum
@@ -249,12 +294,13 @@ class Trainer:
         self.guard(step_loss, batch)
         if self.steps == 1 and self.grad_norm_rows is not None:
             self.record_grad_norms(0)  # the gradient at initialisation
-        signals.check()  # a stop signal ends the run here, between two steps
+        if self.group is None:  # a data-parallel run's ranks stop together, in `guard`
+            signals.check()  # a stop signal ends the run here, between two steps
         loss_sum += step_loss
         correct += step_correct
         self.timer.data_start()  # also the end of this step
 
-    def _compile_step(self, x: torch.Tensor, y: torch.Tensor
+    def _compile_step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int | None
                       ) -> tuple[float, tuple[torch.Tensor, torch.Tensor]]:
         """The step that compiles the model, timed alone as `compile_s` and its samples counted
         apart, so that train_s, samples/s and MFU measure the compiled model; returns its
@@ -262,7 +308,7 @@ class Trainer:
         self.compile_pending = False
         _synchronize(self.device)
         begin = time.perf_counter()
-        outputs = self.step(x, y)
+        outputs = self.step(x, y, global_batch)
         _synchronize(self.device)
         seconds = time.perf_counter() - begin
         self.compile_s += seconds
@@ -280,10 +326,15 @@ class Trainer:
         the caller evaluated the model already (an ensemble evaluates its members at once)."""
         start = time.perf_counter()
         batch = self.spec.train["eval_batch_size"]
-        if scores is None:
+        if scores is None and self.group is not None and not self.group.is_main:
+            scores = (math.nan,) * 4  # rank 0 evaluates and writes the row
+        elif scores is None:
+            # a data-parallel run's rank 0 evaluates its own module: DDP's forward would wait
+            # for the other ranks
+            net = self.net if self.group is None else self.model
             with autocast(self.device, self.precision):
-                scores = (*evaluate(self.net, self.data, self.data.val, batch, self.dtype),
-                          *evaluate(self.net, self.data, self.data.test, batch, self.dtype))
+                scores = (*evaluate(net, self.data, self.data.val, batch, self.dtype),
+                          *evaluate(net, self.data, self.data.test, batch, self.dtype))
         val_loss, val_acc, test_loss, test_acc = scores
         if self.grad_norm_rows is not None:
             self.record_grad_norms(epoch)
