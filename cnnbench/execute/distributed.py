@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import sys
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -217,12 +220,16 @@ def _write(store: ResultStore, spec: RunSpec, outcome: RunOutcome, history: list
 
 
 def _rank_entry(suite: Suite, out: str, specs: list[RunSpec], todo: list[RunSpec],
-                data_dir: str | None, fail_fast: bool) -> tuple[int, dict[str, int], str | None]:
-    """What each rank `launch_ranks` starts runs."""
+                data_dir: str | None, fail_fast: bool) -> None:
+    """What each rank `launch_ranks` starts runs; a rank stopped by a signal exits at once
+    (the launcher, shutting down, would otherwise wait for it to hand back a result)."""
     from cnnbench.execute.progress import PlainReporter
 
-    return train_ranks(suite, ResultStore(out), specs, todo, data_dir=data_dir,
-                       reporter=PlainReporter(), fail_fast=fail_fast, supervised=True)
+    _, _, stopped = train_ranks(suite, ResultStore(out), specs, todo, data_dir=data_dir,
+                                reporter=PlainReporter(), fail_fast=fail_fast, supervised=True)
+    if stopped:
+        sys.stderr.flush()
+        os._exit(signals.EXIT_INTERRUPTED)
 
 
 def check_devices(suite: Suite, world: int) -> torch.device:
@@ -252,7 +259,7 @@ def launch_ranks(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: l
     device = check_devices(suite, world)
     check_runs(todo, world)
     prepare_data(suite.dataset_config, torch.device("cpu"), data_dir)  # missing data: exit 2 now
-    ran, statuses, stopped, remaining = 0, {}, None, list(todo)
+    stopped, remaining = None, list(todo)
     reporter.log(f"starting {world} processes per run (torch.distributed elastic launch)")
     while remaining:
         config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=world,
@@ -260,28 +267,25 @@ def launch_ranks(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: l
                               monitor_interval=0.1, run_id=f"cnnbench-{os.getpid()}")
         try:
             with _quiet_launcher():
-                results = elastic_launch(config, _rank_entry)(
-                    suite, str(store.root), specs, remaining, data_dir, fail_fast)
+                elastic_launch(config, _rank_entry)(suite, str(store.root), specs, remaining,
+                                                    data_dir, fail_fast)
+            break
         except ChildFailedError as exc:
-            written = _record_failure(store, remaining, exc, world, device)
-            if written is None:
+            ended = _record_failure(store, remaining, exc, world, device)
+            if ended is None:
                 raise CnnbenchError(_failure_text(exc)) from None
-            ran += remaining.index(written) + 1
-            statuses[str(Status.ERROR)] = statuses.get(str(Status.ERROR), 0) + 1
-            remaining = remaining[remaining.index(written) + 1:]
+            remaining = remaining[remaining.index(ended) + 1:]
             if fail_fast:
                 break
-            continue
-        except Exception as exc:  # the launcher's own stop on SIGTERM/SIGINT
-            if type(exc).__name__ == "SignalException":
-                return ran, statuses, getattr(exc, "sigval", None) and exc.sigval.name
-            raise
-        main_ran, main_statuses, stopped = results[0]
-        ran += main_ran
-        for status, count in main_statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
-        break
-    return ran, statuses, stopped
+        except Exception as exc:  # the launcher's own stop on SIGTERM/SIGINT: the ranks saw it
+            if type(exc).__name__ != "SignalException":
+                raise
+            stopped = signal.Signals(exc.sigval).name
+            break
+    # what rank 0 wrote (and this process, for ranks that died) is what ran
+    found = store.statuses()
+    ended = [found[s.run_id] for s in todo if s.run_id in found]
+    return len(ended), dict(Counter(ended)), stopped
 
 
 def _record_failure(store: ResultStore, remaining: list[RunSpec], exc, world: int,
@@ -336,13 +340,18 @@ def _failure_text(exc) -> str:
 @contextlib.contextmanager
 def _quiet_launcher():
     """The launcher logs each failure as a page of errors; the row and our one line say it."""
-    logger = logging.getLogger("torch.distributed.elastic")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    import torch.distributed.elastic.agent.server.api  # noqa: F401  (its loggers exist now)
+
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name.startswith("torch.distributed.elastic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def run_distributed(suite: Suite, store: ResultStore, specs: list[RunSpec],

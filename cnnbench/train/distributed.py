@@ -47,7 +47,7 @@ def launched() -> Launch | None:
     if int(env.get("WORLD_SIZE", "1")) > 1 and "RANK" in env:
         world = int(env["WORLD_SIZE"])
         return Launch(int(env["RANK"]), world, int(env.get("LOCAL_RANK", env["RANK"])),
-                      int(env.get("LOCAL_WORLD_SIZE", world)), "torchrun")
+                      int(env.get("LOCAL_WORLD_SIZE", world)), _launcher())
     # a step started by srun (the batch script itself has SLURM_NTASKS but is one process)
     if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env and env.get(
             "SLURM_STEP_ID", "batch") not in ("batch", "extern"):
@@ -56,26 +56,43 @@ def launched() -> Launch | None:
     return None
 
 
+def _launcher() -> str:
+    """Who started the ranks, as the rows' log lines say it."""
+    env = os.environ
+    if env.get("TORCHELASTIC_RUN_ID", "").startswith("cnnbench-"):
+        return "cnnbench"  # execute/distributed.py's own launch
+    if env.get("SLURM_PROCID") == env.get("RANK") and env.get("SLURM_NTASKS") == env.get(
+            "WORLD_SIZE"):
+        return "srun"
+    return "torchrun"
+
+
 def _export_from_slurm() -> None:
-    """torch's env:// variables from Slurm's: submitit's helper where installed, else the same
-    recipe (first node of the allocation, a port drawn from the job id)."""
-    try:
+    """torch's env:// variables from Slurm's: submitit's helper inside a submitit job (`cnnbench
+    submit`), else the same recipe (the allocation's first node, a port drawn from the job id)."""
+    env = os.environ
+    if env.get("SUBMITIT_EXECUTOR") == "slurm":
         from submitit.helpers import TorchDistributedEnvironment
-    except ImportError:
-        env = os.environ
-        nodes = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
-                               capture_output=True, text=True, check=True).stdout.split()
-        tasks, nodes_count = int(env["SLURM_NTASKS"]), int(env.get("SLURM_NNODES", "1"))
-        os.environ.update({
-            "MASTER_ADDR": env.get("MASTER_ADDR", nodes[0]),
-            "MASTER_PORT": env.get("MASTER_PORT", str(
-                random.Random(env["SLURM_JOB_ID"]).randint(20000, 60000))),
-            "RANK": env["SLURM_PROCID"], "WORLD_SIZE": str(tasks),
-            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
-            "LOCAL_WORLD_SIZE": str(tasks // nodes_count)})
+
+        # Slurm already narrowed CUDA_VISIBLE_DEVICES where it gave each task its GPU
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         return
-    # Slurm already narrowed CUDA_VISIBLE_DEVICES where it gave each task its GPU
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    tasks, nodes = int(env["SLURM_NTASKS"]), int(env.get("SLURM_JOB_NUM_NODES",
+                                                         env.get("SLURM_NNODES", "1")))
+    os.environ.update({
+        "MASTER_ADDR": env.get("MASTER_ADDR") or _first_node(env["SLURM_JOB_NODELIST"]),
+        "MASTER_PORT": env.get("MASTER_PORT") or str(
+            random.Random(env["SLURM_JOB_ID"]).randint(20000, 60000)),
+        "RANK": env["SLURM_PROCID"], "WORLD_SIZE": str(tasks),
+        "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "LOCAL_WORLD_SIZE": str(tasks // nodes)})
+
+
+def _first_node(nodelist: str) -> str:
+    """The first host of a Slurm node list (`gpu[01-04],cpu1` → gpu01), as scontrol says it."""
+    if "[" not in nodelist:
+        return nodelist.split(",")[0]
+    return subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True,
+                          text=True, check=True).stdout.split()[0]
 
 
 def rank_device(requested: str, launch: Launch) -> torch.device:
