@@ -144,6 +144,9 @@ def test_the_site_builds_strict(tmp_path):
     assert "WARNING" not in done.stderr
     cli = (tmp_path / "site" / "cli" / "index.html").read_text()
     assert "cnnbench run [OPTIONS]" in cli
+    for page, row in [("models", "resnet152"), ("optimizers", "qhadam"),
+                      ("datasets", "mnist-mini")]:
+        assert f"<td>{row}</td>" in (tmp_path / "site" / page / "index.html").read_text(), page
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     for name in ("load_suite", "run_suite", "load_results", "create_model", "create_optimizer"):
         assert f'id="cnnbench.{name}"' in api
