@@ -11,7 +11,7 @@ both groups' picks trained again on fresh seeds.
 The goal, per group: the search's best lr within a quarter decade of the dense grid's, or on the
 fresh seeds a score as good as the dense pick's or not different from it beyond seed noise
 (Welch's t-test at α = 0.05), in at most half the dense grid's runs. The table is markdown, for
-the README; every run's results stay under `--out` (dense/, search/, fresh/), so a second call
+docs/suites.md; every run's results stay under `--out` (dense/, search/, fresh/), so a second call
 trains nothing and prints the same table.
 
     python benchmarks/lr_search.py --set 'matrix.model=[mlp]'       # 3 groups, ~1 min, 2 cores

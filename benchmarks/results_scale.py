@@ -2,9 +2,10 @@
 
 For each N, with every run's row shaped like a real one (every `runs` column, the sgd or adam
 hyper-parameters) and `--evals` history rows: seconds of `load_results`, of `cnnbench report`
-(load_results + the report, rendered to a discarded console), of the README's DuckDB query on
-the same files, and the folder's size on disk — before and after `compact`. Each time is the
-median of REPEATS timings in this process (one timing on a shared machine wanders by ±30 %).
+(load_results + the report, rendered to a discarded console), of the DuckDB query of
+docs/results.md on the same files, and the folder's size on disk — before and after `compact`.
+Each time is the median of REPEATS timings in this process (one timing on a shared machine
+wanders by ±30 %).
 
 Goal (issue 14): 50,000 runs × 11 evaluations, compacted: load_results + report < 2 s on 2
 cores and < 20 MB; not compacted: < 15 s.
@@ -35,7 +36,7 @@ from cnnbench.results.loading import load_results
 from cnnbench.results.schema import SCHEMA_VERSION
 from cnnbench.results.store import ResultStore
 
-README = Path(__file__).parents[1] / "README.md"
+RESULTS_PAGE = Path(__file__).parents[1] / "docs" / "results.md"  # its DuckDB query
 VAL_SIZE = 10_000  # accuracies are multiples of 1/VAL_SIZE, as in a real evaluation
 TRAIN_SIZE = 50_000
 REPEATS = 3  # timings per figure, of which the median is printed
@@ -139,8 +140,8 @@ def report_once(folder: Path) -> None:
 def duckdb_query(folder: Path):
     import duckdb
 
-    section = README.read_text()
-    sql = re.search(r"```sql\n(.*?)```", section[section.index("### Reading results"):],
+    page = RESULTS_PAGE.read_text()
+    sql = re.search(r"```sql\n(.*?)```", page[page.index("## Reading results"):],
                     re.S).group(1)
     return duckdb.sql(sql.replace("results/quickstart", str(folder))).fetchall()
 

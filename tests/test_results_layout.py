@@ -134,15 +134,15 @@ def test_a_real_run_writes_only_documented_columns(tmp_path):
         assert schema.field(name).type == value_type, name
 
 
-def test_readme_documents_every_runs_column_with_its_type():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    table = readme[readme.index("**`runs`**, one row per run"):readme.index("**`history`**")]
+def test_the_docs_document_every_runs_column_with_its_type():
+    page = (Path(__file__).parents[1] / "docs" / "results.md").read_text()
+    table = page[page.index("**`runs`**, one row per run"):page.index("**`history`**")]
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     for name, (value_type, _) in RUN_COLUMNS.items():
         row = next((r for r in rows if name in [c.strip() for c in r.split("|")[1].split(",")]),
                    None)
-        assert row is not None, f"README lacks runs column {name}"
-        assert str(value_type) in row.split("|")[2], f"README gives {name} another type"
+        assert row is not None, f"docs/results.md lacks runs column {name}"
+        assert str(value_type) in row.split("|")[2], f"docs/results.md gives {name} another type"
 
 
 def test_a_newer_schema_version_is_refused_with_both_versions(tmp_path):

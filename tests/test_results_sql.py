@@ -1,5 +1,5 @@
-"""The README's DuckDB and polars code, run exactly as written, picks the same best learning
-rates as `cnnbench report` (loose, compacted and re-run rows together)."""
+"""The DuckDB and polars code of docs/results.md, run exactly as written, picks the same best
+learning rates as `cnnbench report` (loose, compacted and re-run rows together)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tests.helpers import results as rf
 duckdb = pytest.importorskip("duckdb")
 pl = pytest.importorskip("polars")
 
-README = (Path(__file__).parents[1] / "README.md").read_text()
-SECTION = README[README.index("### Reading results without cnnbench"):]
+PAGE = (Path(__file__).parents[1] / "docs" / "results.md").read_text()
+SECTION = PAGE[PAGE.index("## Reading results without cnnbench"):]
 SQL = re.search(r"```sql\n(.*?)```", SECTION, re.S).group(1)
 POLARS = re.search(r"```python\n(.*?)```", SECTION, re.S).group(1)
 
@@ -45,7 +45,7 @@ def _report_best(folder: Path) -> dict[tuple[str, str], float]:
     return {(r["model"], r["optimizer"]): r["best_lr"] for r in json.loads(result.output)["best"]}
 
 
-def test_readme_duckdb_query_matches_the_report(quickstart):
+def test_the_docs_duckdb_query_matches_the_report(quickstart):
     rows = duckdb.sql(SQL).fetchall()
     got = {(model, optimizer): lr for model, optimizer, lr, *_ in rows}
     assert got == _report_best(quickstart)
@@ -53,9 +53,9 @@ def test_readme_duckdb_query_matches_the_report(quickstart):
     assert got[("mlp", "adam")] == 0.001  # a tie goes to the smaller lr
 
 
-def test_readme_polars_code_matches_the_report(quickstart, capsys):
+def test_the_docs_polars_code_matches_the_report(quickstart, capsys):
     namespace: dict = {}
-    exec(compile(POLARS, "README.md", "exec"), namespace)
+    exec(compile(POLARS, "docs/results.md", "exec"), namespace)
     best = namespace["best"]
     got = {(r["model"], r["optimizer"]): r["best_lr"] for r in best.iter_rows(named=True)}
     assert got == _report_best(quickstart)
