@@ -60,6 +60,9 @@ run_all() {
   timed keras_mnist cnnbench run suites/lecture/keras_mnist.yaml --out "$OUT/keras_mnist"
   timed gd_regimes cnnbench run suites/lecture/gd_regimes.yaml --out "$OUT/gd_regimes"
   timed optimizers cnnbench run suites/lecture/optimizers.yaml --out "$OUT/optimizers"
+  timed data_parallel cnnbench run suites/lecture/data_parallel.yaml --out "$OUT/data_parallel"
+  timed data_parallel-2 cnnbench run suites/lecture/data_parallel.yaml --nproc 2 \
+    --out "$OUT/data_parallel-2"
   mkdir -p "$OUT/classics"
   # LeNet-5 at its own 1x32x32 input: at 224x224 its 5x5 "C5" layer would see 53x53 maps
   timed classics-lenet5 cnnbench profile lenet5 --device cpu --batch-sizes 64 --warmup 2 \

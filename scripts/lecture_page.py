@@ -435,6 +435,43 @@ give 3.6 and 3.8 billion multiply-adds for ResNet-34 and -50 and 15.3 billion fo
 (`--device cpu`).
 """)
 
+    # ── 8. data parallel ─────────────────────────────────────────────────────────────────────
+    def data_parallel(self) -> None:
+        one, _ = self.load("data_parallel")
+        two, _ = self.load("data_parallel-2")
+        one, two = one.set_index("model"), two.set_index("model")
+        gaps = {m: abs(two.loc[m, "train_loss"] - one.loc[m, "train_loss"]) for m in one.index}
+        rows = "\n".join(
+            f"| {m} | {'yes' if m == 'resnet20' else 'no'} | {one.loc[m, 'train_loss']:.6f} | "
+            f"{two.loc[m, 'train_loss']:.6f} | {gaps[m]:.1e} | {one.loc[m, 'test_acc']:.2%} | "
+            f"{two.loc[m, 'test_acc']:.2%} |" for m in one.index)
+        # float rounding: the all-reduce sums in another order than one process does
+        same = gaps["keras_cnn"] < 1e-4
+        ok = same and gaps["resnet20"] > 10 * max(gaps["keras_cnn"], 1e-7)
+        measured = (rf"\|Δ final train loss\|, 1 vs 2 processes: keras_cnn "
+                    f"{gaps['keras_cnn']:.1e}, resnet20 (BatchNorm) {gaps['resnet20']:.1e}")
+        self.add("split a mini-batch between machines, aggregate the gradients: the same step",
+                 measured, held(ok), rf"""## 8. Split a batch, aggregate gradients (`data_parallel`)
+
+**Claim.** Mini-batch gradients parallelise across machines: split a large mini-batch between
+them and aggregate (average) the resulting gradients. The step is the one-machine step.
+
+**Run:** `cnnbench run suites/lecture/data_parallel.yaml`, then the same with `--nproc 2`: each
+run data-parallel over 2 processes (DistributedDataParallel, gloo), each training on 64 of every
+128 images, gradients all-reduced ([One run on several GPUs](distributed.md)). Took
+{self.took("data_parallel")} and {self.took("data_parallel-2")}.
+
+| model | BatchNorm | train loss: 1 process | 2 processes | \|Δ\| | test acc: 1 | 2 |
+|:---|:---|---:|---:|---:|---:|---:|
+{rows}
+
+**Verdict:** {held(ok)} (rule: without BatchNorm the final train losses agree within 1e-4, float
+rounding of the all-reduce; with BatchNorm they differ ten times more). A BatchNorm layer
+normalises each process's slice by that slice's own statistics (64 images, not 128), so its
+gradient is not the one-process gradient; `train: {{distributed: {{sync_bn: true}}}}` (CUDA)
+computes them over the whole batch.
+""")
+
     def write(self, hardware: str) -> str:
         summary = "\n".join(["| # | claim | measured | verdict |", "|---:|:---|:---|:---|"] + [
             f"| {i} | {c} | {m.replace('|', chr(92) + '|')} | {v} |"
@@ -458,7 +495,7 @@ def main() -> None:
     results, figures = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
     page = Page(results, figures)
     for section in (page.softmax_ce, page.keras_mnist, page.gd_regimes, page.optimizers,
-                    page.degradation, page.vanishing, page.classics):
+                    page.degradation, page.vanishing, page.classics, page.data_parallel):
         section()
     hardware = "; ".join((results / "hardware.txt").read_text().strip().splitlines())
     text = page.write(hardware)

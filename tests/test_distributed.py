@@ -4,6 +4,7 @@ run (rank 0's); SIGTERM and resume, a rank that dies, and the bad inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from cnnbench.suite import expand
 from cnnbench.train.signals import EXIT_INTERRUPTED
 from tests.helpers import fake_cuda
 from tests.helpers.distributed import free_port, rank_first_epoch, train_first_epoch
+from tests.helpers.slurm import cluster_up
 from tests.helpers.suites import TINY_SUITE, slow_model
 
 pytestmark = pytest.mark.distributed
@@ -274,3 +276,61 @@ def test_linear_scaling_warms_up_to_the_scaled_lr(write_suite):
     with pytest.raises(CnnbenchError, match="warmup_epochs"):
         create_schedule({"name": "constant", "linear_scaling": {"warmup_epochs": 9}}, small,
                         epochs=4, steps_per_epoch=2, batch_size=512)
+
+
+def test_submit_asks_slurm_for_one_task_per_rank(write_suite, tmp_path):
+    pytest.importorskip("submitit")
+    from typer.testing import CliRunner
+
+    from cnnbench.cli import app
+
+    suite = write_suite(train={"epochs": 1, "batch_size": 16, "distributed": {"world_size": 4}})
+    result = CliRunner().invoke(app, ["submit", str(suite), "--out", str(tmp_path / "out"),
+                                      "--nodes", "2", "--gpus-per-task", "1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-task=1"):
+        assert line in result.output, line
+    uneven = CliRunner().invoke(app, ["submit", str(suite), "--out", str(tmp_path / "out"),
+                                      "--nodes", "3", "--dry-run"])
+    assert uneven.exit_code == 2 and "do not spread evenly" in uneven.output
+
+
+def _slurm_env() -> dict[str, str]:
+    return {**_env(), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+def test_srun_starts_the_ranks_and_cnnbench_picks_them_up(write_suite, tmp_path):
+    suite = _plain(write_suite, train={"epochs": 1, "batch_size": 16})
+    out = tmp_path / "out"
+    done = subprocess.run(["srun", "--ntasks", "2", "--cpus-per-task", "1", "--partition",
+                           "debug", "--time", "5", sys.executable, "-m", "cnnbench", "run",
+                           str(suite), "--out", str(out)], env=_slurm_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "started by srun" in done.stderr
+    runs, _ = cnnbench.load_results(out)
+    assert len(runs) == 4 and set(runs["status"]) == {"ok"} and set(runs["world_size"]) == {2}
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not cluster_up(), reason="no Slurm cluster up (sbatch/sinfo)")
+def test_a_submitted_distributed_suite_trains_each_run_over_its_tasks(write_suite, tmp_path):
+    suite = _plain(write_suite, train={"epochs": 1, "batch_size": 16,
+                                       "distributed": {"world_size": 2}})
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "cnnbench", "submit", str(suite), "--out",
+                           str(out), "--partition", "debug", "--time", "00:10:00",
+                           "--cpus-per-task", "1", "--mem", "1G", "--shards", "1"],
+                          env=_slurm_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    job = json.loads((out / "submit.json").read_text())["job_id"]
+    deadline = time.time() + 240
+    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True,
+                         text=True).stdout.strip():
+        assert time.time() < deadline, f"Slurm job {job} still queued"
+        time.sleep(0.2)
+    runs, _ = cnnbench.load_results(out)
+    assert len(runs) == 4 and set(runs["status"]) == {"ok"}
+    assert set(runs["execution"]) == {"distributed"} and set(runs["world_size"]) == {2}
