@@ -49,7 +49,10 @@ def timed(args: list[str], cwd: Path) -> float:
     return elapsed
 
 
-def measure(sizes: tuple[int, ...], repeats: int, plan: bool) -> list[tuple[str, int | None, float]]:
+Row = tuple[str, int | None, float]  # command, N (None: --help), median seconds
+
+
+def measure(sizes: tuple[int, ...], repeats: int, plan: bool) -> list[Row]:
     """(command, N or None for --help, median seconds) for every command and size."""
     with tempfile.TemporaryDirectory(prefix="planning_") as folder:
         work = Path(folder)
@@ -69,7 +72,7 @@ def measure(sizes: tuple[int, ...], repeats: int, plan: bool) -> list[tuple[str,
     return [(name, n, statistics.median(times[i])) for i, (name, n, _) in enumerate(table)]
 
 
-def render(rows: list[tuple[str, int | None, float]], repeats: int) -> str:
+def render(rows: list[Row], repeats: int) -> str:
     help_s = next(s for name, n, s in rows if n is None)
     lines = [f"whole process, median of {repeats}; {os.cpu_count()} CPU(s); own = the command "
              "minus `cnnbench --help`",
