@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from cnnbench.cli.options import err_console
+from cnnbench.cli.options import err_console, require_choices
 from cnnbench.errors import CnnbenchError
 
 EXIT_USER_ERROR = 2
@@ -52,7 +52,15 @@ def _show_warning(message, category, *args, **kwargs) -> None:
                       soft_wrap=True)
 
 
-app = typer.Typer(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None,
+class CnnbenchTyper(typer.Typer):
+    """A Typer whose commands check their choice options (`options.require_choices`)."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda command: register(require_choices(command))
+
+
+app = CnnbenchTyper(cls=CnnbenchGroup, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False, add_completion=False,
                   help="Benchmark image classifiers and their optimizers from YAML suites.")
 

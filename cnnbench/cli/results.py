@@ -56,7 +56,7 @@ def report(
         help="columns that form a group (varying matrix axes are added)")] = "model,optimizer",
     metric: Annotated[str, typer.Option(
         help="what picks the best lr: val_acc | val_loss | train_acc | train_loss")] = "val_acc",
-    at: Annotated[At, choice_option(
+    at: Annotated[str, choice_option(
         At, "evaluation", "--at",
         help="final: the last evaluation; best: each run's best validation epoch")] = At.final,
     tolerance: Annotated[float, typer.Option(
@@ -67,7 +67,7 @@ def report(
     ] = None,
     fmt: FormatOpt = Format.table,
     plots: PlotsOpt = None,
-    section: Annotated[Section | None, choice_option(
+    section: Annotated[str | None, choice_option(
         Section, "section", "--section",
         help="all: every table and warning (the table's default is the first screen); "
              "--format csv: which table (best lrs, paired comparisons, expected best after k "

@@ -67,7 +67,7 @@ def run(
     track: Annotated[str | None, typer.Option(
         help="log live to a tracker: mlflow:URI (a failing store never stops training)")
     ] = None,
-    execution: Annotated[ExecutionChoice | None, choice_option(
+    execution: Annotated[str | None, choice_option(
         ExecutionChoice, "execution", "--execution",
         help="sequential | ensemble | auto: train runs that differ only in lr, seed or "
              "hyper-parameter values as one vectorized ensemble (auto: on CUDA only); "

@@ -27,7 +27,7 @@ from cnnbench.errors import CnnbenchError
 
 @app.command("list")
 def list_(
-    what: Annotated[Listing, choice_argument(Listing, "listing")],
+    what: Annotated[str, choice_argument(Listing, "listing")],
     dataset: Annotated[str | None, typer.Option(
         help="models: also show parameters and FLOPs at this dataset's input")] = None,
     input_: Annotated[str | None, typer.Option(
@@ -82,7 +82,7 @@ def profile(
     ] = None,
     batch_sizes: Annotated[str, typer.Option(help="comma-separated")] = "32,64,128",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-    precision: Annotated[Precision, choice_option(
+    precision: Annotated[str, choice_option(
         Precision, "precision", "--precision",
         help="fp32 | bf16 | fp16 (autocast) | fp64")] = Precision.fp32,
     channels_last: Annotated[bool | None, typer.Option(
@@ -108,7 +108,7 @@ def profile(
     if out is not None and out.suffix not in (".parquet", ".csv"):
         raise CnnbenchError(f"--out {str(out)!r}: name a .parquet or .csv file")
     rows = api.profile(model, dataset=dataset, input=input, classes=classes, data_dir=data_dir,
-                       device=device, batch_sizes=sizes, precision=Precision(precision).value,
+                       device=device, batch_sizes=sizes, precision=precision.value,
                        channels_last=channels_last, compile=compile, graphs=graphs,
                        warmup=warmup,
                        repeats=repeats)

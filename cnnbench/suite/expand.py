@@ -84,8 +84,11 @@ def _without_none(value: Any) -> Any:
 
 
 def compute_run_id(spec: RunSpec) -> str:
-    blob = json.dumps(spec.identity(), sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return hashlib.sha256(_identity_json(spec).encode()).hexdigest()[:12]
+
+
+def _identity_json(spec: RunSpec) -> str:
+    return json.dumps(spec.identity(), sort_keys=True, default=str, separators=(",", ":"))
 
 
 def _entry_dict(entry: str | dict | BaseModel) -> dict[str, Any]:
@@ -149,11 +152,15 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
                   for o in matrix.optimizer]
     combos: list[dict[str, Any]] = []
     batch_sizes = matrix.batch_size or [suite.train.batch_size]
-    for model, opt, batch in itertools.product(matrix.model, optimizers, batch_sizes):
-        for lr in _lrs(opt, matrix.lr):
-            combos.append({"model": _entry_dict(model)["name"], "model_entry": _entry_dict(model),
-                           "optimizer": opt.display, "optimizer_entry": opt,
-                           "lr": lr, "batch_size": batch, "search": search_of(opt, matrix.lr)})
+    models = [_entry_dict(model) for model in matrix.model]
+    # what an optimizer entry gives each of its combinations, worked out once per entry
+    per_optimizer = [(opt, opt.display, _lrs(opt, matrix.lr), search_of(opt, matrix.lr))
+                     for opt in optimizers]
+    for model, (opt, label, lrs, search), batch in itertools.product(models, per_optimizer,
+                                                                      batch_sizes):
+        combos += [{"model": model["name"], "model_entry": model, "optimizer": label,
+                    "optimizer_entry": opt, "lr": lr, "batch_size": batch, "search": search}
+                   for lr in lrs]
     warnings = []
     for i, entry in enumerate(suite.exclude):
         pattern = entry.model_dump(exclude_none=True)
@@ -161,7 +168,7 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
         if len(kept) == len(combos):
             warnings.append(f"exclude[{i}] {pattern} matches no run")
         combos = kept
-    seen = {_combo_key(c) for c in combos}
+    seen = {_combo_key(c) for c in combos} if suite.include else set()
     for i, extra in enumerate(suite.include):
         added = [c for c in _include(extra, optimizers, suite) if _combo_key(c) not in seen]
         if not added:
@@ -173,7 +180,18 @@ def matrix_combos(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def suite_warnings(suite: Suite) -> list[str]:
-    return matrix_combos(suite)[1]
+    """What `exclude` and `include` entries change nothing (a suite without them: nothing)."""
+    return matrix_combos(suite)[1] if suite.exclude or suite.include else []
+
+
+def may_search(suite: Suite) -> bool:
+    """Whether any lr grid of the suite is a search, found without expanding the matrix (False:
+    no combination has one)."""
+    grids = [suite.matrix.lr, *(o.lr for o in suite.matrix.optimizer
+                                if isinstance(o, OptimizerEntry)),
+             *(e.lr for e in suite.include)]
+    return any(isinstance(g, LRSearch) or (isinstance(g, dict) and "search" in g)
+               for g in grids)
 
 
 def group_name(combo: dict[str, Any]) -> str:
@@ -197,14 +215,21 @@ def expand(suite: Suite, starts: Mapping[str, Start] | None = None) -> list[RunS
     `include`; sorted and stable. Each spec carries its run_id. A `start: auto` search adds
     the start grid its range test recorded in `starts` (`suite.starts.read_starts`), if any."""
     combos, _ = matrix_combos(suite)
+    shared = _SuiteParts.of(suite)
+    makers: dict[tuple, _SpecMaker] = {}  # the combinations of one lr grid differ in lr alone
     specs = []
+    seed_list = suite.seed_list
     for combo in combos:
         # an lr search's first round runs its start grid with the first seed only
-        seeds = suite.seed_list[:1] if combo.get("search") else suite.seed_list
-        specs += [make_spec(suite, combo, lr, seed)
-                  for lr in combo_lrs(suite, combo, starts or {}) for seed in seeds]
-    ids = [s.run_id for s in specs]
-    if len(set(ids)) != len(ids):
+        seeds = seed_list[:1] if combo.get("search") else seed_list
+        lrs = combo_lrs(suite, combo, starts or {})
+        if lrs:
+            key = (id(combo["model_entry"]), id(combo["optimizer_entry"]),
+                   repr(combo["batch_size"]))
+            make = makers.get(key) or makers.setdefault(key, _SpecMaker(suite, combo, shared))
+            specs += [make(lr, seed) for lr in lrs for seed in seeds]
+    ids = {s.run_id for s in specs}
+    if len(ids) != len(specs):
         raise SuiteError("two entries of the matrix resolve to the same run (e.g. an optimizer "
                          "listed twice with the same settings under different labels); "
                          "remove one of them")
@@ -214,30 +239,72 @@ def expand(suite: Suite, starts: Mapping[str, Start] | None = None) -> list[RunS
 def make_spec(suite: Suite, combo: dict[str, Any], lr: float, seed: int, *,
               round: int = 1) -> RunSpec:
     """The run of `combo` (a `matrix_combos` entry) at this lr and seed, with its run_id."""
-    from cnnbench.optim.registry import check_values
+    return _SpecMaker(suite, combo, _SuiteParts.of(suite))(lr, seed, round=round)
 
-    opt: OptimizerEntry = combo["optimizer_entry"]
-    model_entry = _entry_dict(combo["model_entry"])
-    # the optimizer's settings checked once per combination, the lr of each run on its own
-    hparams = {**_resolved(opt.name, json.dumps(opt.options, sort_keys=True)), "lr": lr}
-    check_values(opt.name, {"lr": lr})
-    spec = RunSpec(
-        suite=suite.name,
-        model=model_entry.pop("name"),
-        model_kwargs=model_entry,
-        optimizer=opt.display,
-        optimizer_name=opt.name,
-        hparams=hparams,
-        lr=lr,
-        seed=seed,
-        batch_size=combo["batch_size"],
-        dataset=suite.dataset_config.model_dump(),
-        train=suite.train.model_dump(exclude={"batch_size"}),
-        device=suite.device,
-        probes=tuple(suite.probes),
-        round=round,
-    )
-    return replace(spec, run_id=compute_run_id(spec))
+
+@dataclass(frozen=True)
+class _SuiteParts:
+    """What every run of a suite shares: worked out once per expansion, not once per run. The
+    runs share these dicts too; nothing changes a spec's dicts once it is made."""
+
+    dataset: dict[str, Any]
+    train: dict[str, Any]
+    probes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, suite: Suite) -> _SuiteParts:
+        return cls(suite.dataset_config.model_dump(), suite.train.model_dump(
+            exclude={"batch_size"}), tuple(suite.probes))
+
+
+# stand-ins for the values that differ between the runs of one combination, in its identity's
+# JSON: the JSON of a run is its combination's with them replaced (see `_SpecMaker`)
+_LR, _SEED = "\x00cnnbench-lr\x00", "\x00cnnbench-seed\x00"
+
+
+class _SpecMaker:
+    """Makes the runs of one combination at any lr and seed. What only the lr and the seed
+    change is worked out once: the resolved hyper-parameters, and the identity's JSON with
+    stand-ins in place of the two, so that a run's id is its combination's JSON with the lr's
+    and the seed's JSON put in (the very text `compute_run_id` hashes, at 1/10 of the cost)."""
+
+    def __init__(self, suite: Suite, combo: dict[str, Any], shared: _SuiteParts) -> None:
+        from cnnbench.optim.registry import check_values
+
+        self.check_values = check_values  # an lr that is no positive finite float: its message
+        opt: OptimizerEntry = combo["optimizer_entry"]
+        model_entry = _entry_dict(combo["model_entry"])
+        # the optimizer's settings checked once per combination, the lr of each run on its own
+        self.hparams = _resolved(opt.name, json.dumps(opt.options, sort_keys=True))
+        self.name = opt.name
+        self.fields = dict(suite=suite.name, model=model_entry.pop("name"),
+                           model_kwargs=model_entry, optimizer=opt.display,
+                           optimizer_name=opt.name, batch_size=combo["batch_size"],
+                           dataset=shared.dataset, train=shared.train, device=suite.device,
+                           probes=shared.probes)
+        blob = _identity_json(RunSpec(**self.fields, hparams={**self.hparams, "lr": _LR},
+                                      lr=_LR, seed=_SEED))  # type: ignore[arg-type]
+        lr, seed = json.dumps(_LR), json.dumps(_SEED)
+        if blob.count(lr) != 2 or blob.count(seed) != 1:  # a stand-in's text in a suite value
+            self.parts = None
+        else:
+            head, middle, tail = blob.split(lr)
+            self.parts = (head, middle, *tail.split(seed)) if seed in tail else None
+
+    def __call__(self, lr: float, seed: int, *, round: int = 1) -> RunSpec:
+        f = self.fields
+        hparams = {**self.hparams, "lr": lr}
+        if type(lr) is float and 0.0 < lr < math.inf and type(seed) is int and self.parts:
+            head, middle, before_seed, tail = self.parts  # the common case, checked here
+            text = repr(lr)  # what json writes of a finite float
+            blob = f"{head}{text}{middle}{text}{before_seed}{seed}{tail}"
+            run_id = hashlib.sha256(blob.encode()).hexdigest()[:12]
+            return RunSpec(f["suite"], f["model"], f["model_kwargs"], f["optimizer"],
+                           f["optimizer_name"], hparams, lr, seed, f["batch_size"],
+                           f["dataset"], f["train"], f["device"], f["probes"], run_id, round)
+        self.check_values(self.name, {"lr": lr})
+        spec = RunSpec(**f, hparams=hparams, lr=lr, seed=seed, round=round)
+        return replace(spec, run_id=compute_run_id(spec))
 
 
 @functools.lru_cache(maxsize=256)

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnbench.errors import SuiteError
-from cnnbench.suite.expand import RunSpec, combo_lrs, expand, group_name, make_spec, matrix_combos
+from cnnbench.suite.expand import (
+    RunSpec,
+    combo_lrs,
+    expand,
+    group_name,
+    make_spec,
+    matrix_combos,
+    may_search,
+)
 from cnnbench.suite.schema import SearchSpec, Suite
 from cnnbench.suite.starts import GRID_POINTS, RangeTestSpec, Start, range_test_spec
 
@@ -79,12 +87,14 @@ class SearchState:
 
 
 def has_search(suite: Suite) -> bool:
-    return any(c.get("search") for c in matrix_combos(suite)[0])
+    return may_search(suite) and any(c.get("search") for c in matrix_combos(suite)[0])
 
 
 def range_tests(suite: Suite, starts: Mapping[str, Start] | None = None) -> list[RangeTestSpec]:
     """The range tests of the suite's `start: auto` groups (with `starts`: those not recorded
     there yet)."""
+    if not may_search(suite):
+        return []
     tests = [range_test_spec(suite, c, group_name(c)) for c in matrix_combos(suite)[0]
              if c.get("search") and c["lr"] is None]
     return [t for t in tests if starts is None or t.key not in starts]
