@@ -2,7 +2,8 @@
 then each run over N processes (`cnnbench run --nproc N`: gloo on a CPU, NCCL on CUDA). It
 prints samples/s per world size, the scaling efficiency (samples/s at N ÷ (N × samples/s at 1)),
 and how far each world size's losses are from one process's (the lecture's claim: without
-BatchNorm the same trajectory, to float rounding; with it, each rank normalises its own slice).
+BatchNorm the same trajectory, to float rounding; with it, each rank normalises its own slice;
+dropout too draws its masks per slice, which is why the default nets have none).
 
     python benchmarks/distributed.py                          # CPU: world sizes 1, 2
     python benchmarks/distributed.py --device cuda --sizes 1,2,4,8 --models resnet20
@@ -52,8 +53,8 @@ def train(args, model: str, world: int, folder: Path) -> pd.Series:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,2", help="world sizes, comma-separated")
-    parser.add_argument("--models", default="keras_cnn,resnet20",
-                        help="a net without BatchNorm and one with it")
+    parser.add_argument("--models", default="lenet5,resnet20",
+                        help="a net with neither BatchNorm nor dropout, and one with BatchNorm")
     parser.add_argument("--dataset", default="mnist-mini")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=1)

@@ -224,6 +224,8 @@ def test_the_suite_and_the_launcher_must_agree_on_the_world_size(write_suite, mo
 def test_srun_tasks_export_torchs_variables(monkeypatch):
     from cnnbench.train.distributed import launched
 
+    # what the export writes must not outlive the test (later runs would wait for 4 ranks)
+    monkeypatch.setattr(os, "environ", dict(os.environ))
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
                 "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(key, raising=False)

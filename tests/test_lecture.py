@@ -14,7 +14,7 @@ from cnnbench.suite import expand
 
 LECTURE = Path(__file__).resolve().parents[1] / "suites" / "lecture"
 RUNS = {"keras_mnist": 6, "gd_regimes": 28, "optimizers": 330, "degradation": 4,
-        "degradation_gpu": 4, "vanishing": 2}
+        "degradation_gpu": 4, "vanishing": 2, "data_parallel": 2}
 runner = CliRunner()
 
 

@@ -198,6 +198,11 @@ class Trainer:
         self.scheduler.step()
         return out["loss_sum"], out["correct"]
 
+    def _take_step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`step(x, y)`, told the global batch where this is one rank's slice of it."""
+        return self.step(x, y) if global_batch is None else self.step(x, y, global_batch)
+
     def _full_batch_gradient(self, x: torch.Tensor, y: torch.Tensor,
                              out: dict[str, torch.Tensor]) -> torch.Tensor:
         """∇L = 1/n Σ ∇loss_i, accumulated over chunks that fit in memory."""
@@ -271,7 +276,7 @@ class Trainer:
                     seconds, (step_loss, step_correct) = self._compile_step(x, y, global_batch)
                     start += seconds  # compile_s, not train_s
                 else:
-                    step_loss, step_correct = self.step(x, y, global_batch)
+                    step_loss, step_correct = self._take_step(x, y, global_batch)
                 self._after_step(step_loss, step_correct, global_batch or len(y), loss_sum,
                                  correct)
         finally:  # a run stopped mid-epoch (diverged, timeout, signal) keeps its partial epoch
@@ -308,7 +313,7 @@ class Trainer:
         self.compile_pending = False
         _synchronize(self.device)
         begin = time.perf_counter()
-        outputs = self.step(x, y, global_batch)
+        outputs = self._take_step(x, y, global_batch)
         _synchronize(self.device)
         seconds = time.perf_counter() - begin
         self.compile_s += seconds
