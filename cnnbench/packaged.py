@@ -56,7 +56,7 @@ def description(path: Path) -> str:
 
 
 STARTER = """\
-# A cnnbench suite: every key is documented in the README ("Suite file") and by
+# A cnnbench suite: every key is documented in cnnbench's docs (docs/suites.md) and by
 # `cnnbench schema` (JSON Schema). Check it with `cnnbench validate {file}`, see its runs with
 # `cnnbench plan {file}`, run it with `cnnbench run {file}`.
 name: {name}                        # names the results folder: results/{name}

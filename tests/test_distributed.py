@@ -57,6 +57,7 @@ def test_two_processes_take_the_step_of_one_process_with_the_whole_batch(write_s
     assert any(not torch.allclose(initial.state_dict()[k], alone[k]) for k in alone)
 
 
+@pytest.mark.slow  # the lecture page measures it too (docs/lecture.md, section 8)
 def test_with_batchnorm_each_rank_normalises_its_own_slice(write_suite, tmp_path):
     # BatchNorm's batch statistics are of 36 images a rank, not of the 72: another gradient
     suite = _suite(write_suite, "resnet20")
@@ -101,6 +102,7 @@ def test_the_cli_under_torchrun_writes_one_row_per_run_from_rank_0(write_suite, 
     assert len(history) == 4 * 3 and not history.duplicated(["run_id", "epoch"]).any()
 
 
+@pytest.mark.slow  # the dying-rank tests launch with --nproc in the default run
 @pytest.mark.subprocess
 def test_nproc_launches_the_ranks_itself_and_matches_one_process(write_suite, tmp_path):
     suite = _plain(write_suite)

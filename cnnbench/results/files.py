@@ -2,7 +2,7 @@
 file + fsync + rename) with the parquet options of loose and compacted files.
 
     <out>/cnnbench-results.json        {"schema_version": 2, ...}
-    <out>/{runs,history,grad_norms}/   the three tables (README, "Results")
+    <out>/{runs,history,grad_norms}/   the three tables (docs/results.md)
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def now_us() -> int:
 def write_marker(root: Path) -> None:
     atomic_write(root / MARKER, lambda f: f.write(json.dumps(
         {"schema_version": SCHEMA_VERSION, "tables": list(TABLES),
-         "documented_in": "the cnnbench README, section Results"}).encode()),
+         "documented_in": "cnnbench's docs, docs/results.md"}).encode()),
         f"cannot write {str(root / MARKER)!r}", "Free space or choose another --out")
 
 
