@@ -198,8 +198,7 @@ class Trainer:
         self.scheduler.step()
         return out["loss_sum"], out["correct"]
 
-    def _take_step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _take_step(self, x, y, global_batch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """`step(x, y)`, told the global batch where this is one rank's slice of it."""
         return self.step(x, y) if global_batch is None else self.step(x, y, global_batch)
 
@@ -231,8 +230,7 @@ class Trainer:
             self.check_loss(loss_sum.item() / batch, f"at step {self.steps}")
             return
         late = self.deadline is not None and time.perf_counter() > self.deadline
-        loss, (stop, timed_out) = self.group.agree(loss_sum, bool(signals.stop_requested()),
-                                                   late)
+        loss, (stop, timed_out) = self.group.agree(loss_sum, bool(signals.stop_requested()), late)
         if stop:
             raise signals.Interrupted(f"stopped by {signals.stop_requested() or 'a signal'}")
         if timed_out:
