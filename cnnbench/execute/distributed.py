@@ -19,6 +19,7 @@ import sys
 import time
 import traceback
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from cnnbench.train.devices import resolve_device, use_device
 from cnnbench.train.distributed import (
     Launch,
     RankGroup,
+    check_sync_bn,
     is_collective_failure,
     launched,
     rank_device,
@@ -118,9 +120,8 @@ def train_ranks(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: li
                 reporter.run_started(spec)
                 outcome, history = _train_one(spec, data, store, group, reporter, supervised)
                 if launch.is_main:
-                    _write(store, spec, outcome, history, env, device, group)
-                    reporter.run_finished(spec, _row(spec, outcome, env, device, group).record(),
-                                          history)
+                    row = _write(store, spec, outcome, history, env, device, group)
+                    reporter.run_finished(spec, row.record(), history)
                 statuses[str(outcome.status)] = statuses.get(str(outcome.status), 0) + 1
                 failed = failed or outcome.status in FAILED
             stopped = signals.stop_requested()
@@ -201,8 +202,6 @@ def _row(spec: RunSpec, outcome: RunOutcome, env: dict, device: torch.device,
 
 
 def _with_world(outcome: RunOutcome, group: RankGroup) -> RunOutcome:
-    from dataclasses import replace
-
     if "world_size" in outcome.probes:
         return outcome
     return replace(outcome, probes={**outcome.probes, "world_size": group.world_size,
@@ -210,10 +209,13 @@ def _with_world(outcome: RunOutcome, group: RankGroup) -> RunOutcome:
 
 
 def _write(store: ResultStore, spec: RunSpec, outcome: RunOutcome, history: list[dict],
-           env: dict, device: torch.device, group: RankGroup) -> None:
-    store.write_row(_row(spec, outcome, env, device, group), history)
+           env: dict, device: torch.device, group: RankGroup) -> RunRow:
+    """Write the run's row (its checkpoint goes, unless it was interrupted); the row."""
+    row = _row(spec, outcome, env, device, group)
+    store.write_row(row, history)
     if outcome.status is not Status.INTERRUPTED:
         Checkpoint(store.checkpoint_path(spec.run_id), spec.run_id).remove()
+    return row
 
 
 # ─── started here: torch's elastic launcher, supervised ─────────────────────────────────────
@@ -242,9 +244,7 @@ def check_devices(suite: Suite, world: int) -> torch.device:
                             "CUDA device(s) are visible: one process per GPU; use "
                             f"world_size ≤ {torch.cuda.device_count()} (or torchrun / srun "
                             "across nodes)")
-    if config.sync_bn and device.type != "cuda":
-        raise CnnbenchError("train.distributed.sync_bn needs CUDA devices (torch's SyncBatchNorm "
-                            "runs on GPUs only): drop sync_bn on a CPU")
+    check_sync_bn(config.sync_bn, device)
     return device
 
 

@@ -89,7 +89,7 @@ def _run_here(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list
               done: dict[str, str], *, reporter: PlainReporter, data_dir: str | None,
               fail_fast: bool, ensemble_max: int | None) -> SuiteOutcome:
     """Train `todo` in this process, one run or one ensemble after another."""
-    return _run_with(suite, store, specs, todo, done, reporter, lambda skipped: run_sequential(
+    return _run_with(store, specs, todo, done, reporter, lambda skipped: run_sequential(
         suite, store, todo, device=None, data_dir=data_dir, reporter=reporter,
         fail_fast=fail_fast, skipped=skipped, ensemble_max=ensemble_max))
 
@@ -101,12 +101,12 @@ def _run_distributed(suite: Suite, store: ResultStore, specs: list[RunSpec],
     from cnnbench.execute.distributed import run_distributed
 
     # every rank goes in, even with nothing to do here: rank 0's list is the one that counts
-    return _run_with(suite, store, specs, todo, done, reporter, lambda skipped: run_distributed(
+    return _run_with(store, specs, todo, done, reporter, lambda skipped: run_distributed(
         suite, store, specs, todo, data_dir=data_dir, reporter=reporter, fail_fast=fail_fast),
         always=launched() is not None)
 
 
-def _run_with(suite: Suite, store: ResultStore, specs: list[RunSpec], todo: list[RunSpec],
+def _run_with(store: ResultStore, specs: list[RunSpec], todo: list[RunSpec],
               done: dict[str, str], reporter: PlainReporter, train, *,
               always: bool = False) -> SuiteOutcome:
     """Count the finished runs, `train(skipped)` the rest, and sum up."""

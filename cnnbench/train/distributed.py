@@ -121,6 +121,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def check_sync_bn(sync_bn: bool, device: torch.device) -> None:
+    if sync_bn and device.type != "cuda":
+        raise CnnbenchError("train.distributed.sync_bn needs CUDA devices (torch's SyncBatchNorm "
+                            "runs on GPUs only): drop sync_bn on a CPU")
+
+
 class RankGroup:
     """The process group of one process's runs, and the collectives a run's training takes."""
 
@@ -129,9 +135,7 @@ class RankGroup:
         self.launch, self.device = launch, device
         self.rank, self.world_size = launch.rank, launch.world_size
         self.backend = resolve_backend(backend, device)
-        if sync_bn and device.type != "cuda":
-            raise CnnbenchError("train.distributed.sync_bn needs CUDA devices (torch's "
-                                "SyncBatchNorm runs on GPUs only): drop sync_bn on a CPU")
+        check_sync_bn(sync_bn, device)
         self.sync_bn = sync_bn
         if not dist.is_initialized():
             dist.init_process_group(self.backend,
